@@ -1,0 +1,228 @@
+// Portable scalar kernels for every operator, int8 and float32. They are the
+// test oracle for the XNNPACK path and the whole backend of an
+// MTAN_WITH_XNNPACK=OFF build. Int8 arithmetic follows XNNPACK's: int32
+// accumulation, then float requantization rounded to nearest-even.
+#include <math.h>
+
+#include "internal.h"
+
+namespace mtan {
+namespace {
+
+inline int8_t SaturateS8(long v, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+inline int8_t Requantize(float v, int32_t zp, int32_t lo, int32_t hi) {
+  // Clamp in float first so that lrintf never sees a value beyond long.
+  const float lo_f = static_cast<float>(lo - zp), hi_f = static_cast<float>(hi - zp);
+  v = v < lo_f ? lo_f : (v > hi_f ? hi_f : v);
+  return SaturateS8(lrintf(v) + zp, lo, hi);
+}
+
+mtan_status QuantizeRows(const OpState& op, uint32_t batch, const float* rows,
+                         const fb::Model* model) {
+  const uint32_t n = op.in_channels;
+  const float* mul = op.scales;
+  const float* add = op.scales + n;
+  for (uint32_t r = 0; r < batch; ++r) {
+    const float* x = rows + static_cast<size_t>(r) * n;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (!isfinite(x[i])) {
+        const auto* name = model->inputs()->Get(i)->name();
+        return SetError(MTAN_ERROR_INPUT_NOT_FINITE, "row %u, feature %u '%s' is %g", r, i,
+                        name ? name->c_str() : "", static_cast<double>(x[i]));
+      }
+    }
+    if (op.int8) {
+      int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * n;
+      for (uint32_t i = 0; i < n; ++i) y[i] = Requantize(x[i] * mul[i] + add[i], 0, -128, 127);
+    } else {
+      float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * n;
+      for (uint32_t i = 0; i < n; ++i) y[i] = x[i] * mul[i] + add[i];
+    }
+  }
+  return MTAN_OK;
+}
+
+void FullyConnectedS8(const OpState& op, uint32_t batch) {
+  const uint32_t in = op.in_channels, out = op.out_channels;
+  const int8_t* w = static_cast<const int8_t*>(op.weights);
+  const int32_t* bias = static_cast<const int32_t*>(op.bias);
+  const int32_t lo = op.relu ? op.zp_out : -128;
+  for (uint32_t r = 0; r < batch; ++r) {
+    const int8_t* x = static_cast<const int8_t*>(op.in0) + static_cast<size_t>(r) * in;
+    int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * out;
+    for (uint32_t o = 0; o < out; ++o) {
+      const int8_t* wo = w + static_cast<size_t>(o) * in;
+      int32_t acc = bias[o];
+      for (uint32_t i = 0; i < in; ++i) acc += (x[i] - op.zp_in0) * wo[i];
+      y[o] = Requantize(static_cast<float>(acc) * op.scales[o], op.zp_out, lo, 127);
+    }
+  }
+}
+
+void FullyConnectedF32(const OpState& op, uint32_t batch) {
+  const uint32_t in = op.in_channels, out = op.out_channels;
+  const float* w = static_cast<const float*>(op.weights);
+  const float* bias = static_cast<const float*>(op.bias);
+  for (uint32_t r = 0; r < batch; ++r) {
+    const float* x = static_cast<const float*>(op.in0) + static_cast<size_t>(r) * in;
+    float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * out;
+    for (uint32_t o = 0; o < out; ++o) {
+      const float* wo = w + static_cast<size_t>(o) * in;
+      float acc = bias[o];
+      for (uint32_t i = 0; i < in; ++i) acc += x[i] * wo[i];
+      y[o] = op.relu && acc < 0.0f ? 0.0f : acc;
+    }
+  }
+}
+
+void LookupS8(const OpState& op, uint32_t batch) {
+  const size_t n = static_cast<size_t>(batch) * op.in_channels;
+  const int8_t* x = static_cast<const int8_t*>(op.in0);
+  int8_t* y = static_cast<int8_t*>(op.out);
+  for (size_t i = 0; i < n; ++i) y[i] = op.lut[static_cast<uint8_t>(x[i])];
+}
+
+void ElementwiseS8(const OpState& op, uint32_t batch, bool multiply) {
+  const size_t n = static_cast<size_t>(batch) * op.in_channels;
+  const int8_t* a = static_cast<const int8_t*>(op.in0);
+  const int8_t* b = static_cast<const int8_t*>(op.in1);
+  int8_t* y = static_cast<int8_t*>(op.out);
+  if (multiply) {
+    const float scale = op.scale_in0 * op.scale_in1 / op.scale_out;
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t prod = (a[i] - op.zp_in0) * (b[i] - op.zp_in1);
+      y[i] = Requantize(static_cast<float>(prod) * scale, op.zp_out, -128, 127);
+    }
+  } else {
+    const float sa = op.scale_in0 / op.scale_out, sb = op.scale_in1 / op.scale_out;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = static_cast<float>(a[i] - op.zp_in0) * sa +
+                      static_cast<float>(b[i] - op.zp_in1) * sb;
+      y[i] = Requantize(v, op.zp_out, -128, 127);
+    }
+  }
+}
+
+void ElementwiseF32(const OpState& op, uint32_t batch) {
+  const size_t n = static_cast<size_t>(batch) * op.in_channels;
+  const float* a = static_cast<const float*>(op.in0);
+  const float* b = static_cast<const float*>(op.in1);
+  float* y = static_cast<float*>(op.out);
+  switch (op.code) {
+    case fb::OpCode::MUL: for (size_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; break;
+    case fb::OpCode::ADD: for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; break;
+    case fb::OpCode::LOGISTIC: for (size_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + expf(-a[i])); break;
+    case fb::OpCode::TANH: for (size_t i = 0; i < n; ++i) y[i] = tanhf(a[i]); break;
+    default: break;
+  }
+}
+
+// c = sum_s softmax_s(score_s) * z_s, the softmax in float (int8: on
+// dequantized scores, and the pooled vector requantized to the output scale).
+void AttentionPool(const OpState& op, uint32_t batch) {
+  const uint32_t t = op.pool_inputs / 2, c = op.out_channels;
+  for (uint32_t r = 0; r < batch; ++r) {
+    float e[MTAN_MAX_TASKS * 2];
+    float max_e = -INFINITY;
+    for (uint32_t s = 0; s < t; ++s) {
+      e[s] = op.int8 ? op.pool_scales[s] *
+                           static_cast<float>(static_cast<const int8_t*>(op.pool_ptrs[s])[r] -
+                                              op.pool_zps[s])
+                     : static_cast<const float*>(op.pool_ptrs[s])[r];
+      max_e = e[s] > max_e ? e[s] : max_e;
+    }
+    float sum = 0.0f;
+    for (uint32_t s = 0; s < t; ++s) {
+      e[s] = expf(e[s] - max_e);
+      sum += e[s];
+    }
+    for (uint32_t s = 0; s < t; ++s) e[s] /= sum;
+    if (op.int8) {
+      int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * c;
+      for (uint32_t k = 0; k < c; ++k) {
+        float acc = 0.0f;
+        for (uint32_t s = 0; s < t; ++s) {
+          const int8_t* z = static_cast<const int8_t*>(op.pool_ptrs[t + s]) + static_cast<size_t>(r) * c;
+          acc += e[s] * op.pool_scales[t + s] * static_cast<float>(z[k] - op.pool_zps[t + s]);
+        }
+        y[k] = Requantize(acc / op.scale_out, op.zp_out, -128, 127);
+      }
+    } else {
+      float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * c;
+      for (uint32_t k = 0; k < c; ++k) {
+        float acc = 0.0f;
+        for (uint32_t s = 0; s < t; ++s)
+          acc += e[s] * static_cast<const float*>(op.pool_ptrs[t + s])[static_cast<size_t>(r) * c + k];
+        y[k] = acc;
+      }
+    }
+  }
+}
+
+void SoftmaxF32(const OpState& op, uint32_t batch) {
+  const uint32_t n = op.in_channels;
+  for (uint32_t r = 0; r < batch; ++r) {
+    const float* x = static_cast<const float*>(op.in0) + static_cast<size_t>(r) * n;
+    float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * n;
+    float max_x = x[0];
+    for (uint32_t i = 1; i < n; ++i) max_x = x[i] > max_x ? x[i] : max_x;
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < n; ++i) {
+      y[i] = expf(x[i] - max_x);
+      sum += y[i];
+    }
+    for (uint32_t i = 0; i < n; ++i) y[i] /= sum;
+  }
+}
+
+void DequantizeS8(const OpState& op, uint32_t batch) {
+  const size_t n = static_cast<size_t>(batch) * op.in_channels;
+  const int8_t* x = static_cast<const int8_t*>(op.in0);
+  float* y = static_cast<float*>(op.out);
+  for (size_t i = 0; i < n; ++i) y[i] = op.scale_in0 * static_cast<float>(x[i] - op.zp_in0);
+}
+
+void BuildLut(float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, bool tanh_not_sigmoid,
+              int8_t* lut) {
+  for (int32_t q = -128; q <= 127; ++q) {
+    const float x = in_scale * static_cast<float>(q - in_zp);
+    const float y = tanh_not_sigmoid ? tanhf(x) : 1.0f / (1.0f + expf(-x));
+    lut[static_cast<uint8_t>(static_cast<int8_t>(q))] = Requantize(y / out_scale, out_zp, -128, 127);
+  }
+}
+
+}  // namespace
+
+void BuildSigmoidLut(float in_scale, int32_t in_zp, int8_t* lut) {
+  BuildLut(in_scale, in_zp, 1.0f / 256, -128, false, lut);
+}
+void BuildTanhLut(float in_scale, int32_t in_zp, int8_t* lut) {
+  BuildLut(in_scale, in_zp, 1.0f / 128, 0, true, lut);
+}
+
+mtan_status RunReference(const OpState& op, uint32_t batch, const float* rows,
+                         const fb::Model* model) {
+  switch (op.code) {
+    case fb::OpCode::QUANTIZE: return QuantizeRows(op, batch, rows, model);
+    case fb::OpCode::FULLY_CONNECTED:
+      op.int8 ? FullyConnectedS8(op, batch) : FullyConnectedF32(op, batch);
+      break;
+    case fb::OpCode::LOGISTIC:
+    case fb::OpCode::TANH:
+      op.int8 ? LookupS8(op, batch) : ElementwiseF32(op, batch);
+      break;
+    case fb::OpCode::MUL:
+    case fb::OpCode::ADD:
+      op.int8 ? ElementwiseS8(op, batch, op.code == fb::OpCode::MUL) : ElementwiseF32(op, batch);
+      break;
+    case fb::OpCode::ATTENTION_POOL: AttentionPool(op, batch); break;
+    case fb::OpCode::SOFTMAX: SoftmaxF32(op, batch); break;
+    case fb::OpCode::DEQUANTIZE: DequantizeS8(op, batch); break;
+  }
+  return MTAN_OK;
+}
+
+}  // namespace mtan

@@ -1,0 +1,498 @@
+// Loading (sizing, carving the arena, preparing operators), running plans and
+// the golden-case self-test. All validation happens in VerifyModel and here
+// at load; the run path only computes.
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+namespace mtan {
+namespace {
+
+bool g_initialized = false;
+constexpr size_t kXnnExtraBytes = 16;  // XNNPACK may read this far past a tensor
+
+// Carves 64-byte aligned chunks from the arena; with a null base it only
+// counts, so sizing and loading share one layout.
+struct Carver {
+  uint8_t* base;
+  size_t used;
+  void* Take(size_t bytes) {
+    void* p = base ? base + used : nullptr;
+    used += AlignUp(bytes, kArenaAlignment);
+    return p;
+  }
+};
+
+const fb::Tensor* TensorAt(const fb::Model* m, int32_t i) { return m->tensors()->Get(i); }
+
+float Scale(const fb::Tensor* t) {
+  return t->quantization() ? t->quantization()->scale()->Get(0) : 1.0f;
+}
+int32_t ZeroPoint(const fb::Tensor* t) {
+  const fb::Quantization* q = t->quantization();
+  return q && q->zero_point() && q->zero_point()->size() ? q->zero_point()->Get(0) : 0;
+}
+const char* NameOf(const fb::Tensor* t) { return t->name() ? t->name()->c_str() : "(unnamed)"; }
+
+// Lays out the model in `arena` (or counts, when arena is null) and writes
+// the bytes it takes to *bytes. In load mode the arena is known to be large
+// enough (sized first), so this fills every structure.
+mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend, uint8_t* arena,
+                    size_t* bytes, mtan_model** model_out) {
+  const fb::Model* m = v.fb;
+  const bool load = arena != nullptr;
+  Carver c{arena, 0};
+  mtan_model* model = static_cast<mtan_model*>(c.Take(sizeof(mtan_model)));
+  OpState* ops = static_cast<OpState*>(c.Take(sizeof(OpState) * v.num_ops));
+  TaskState* tasks = static_cast<TaskState*>(c.Take(sizeof(TaskState) * v.num_tasks));
+  uint8_t* acts = static_cast<uint8_t*>(
+      c.Take(static_cast<size_t>(m->activation_bytes_per_row()) * max_batch + kXnnExtraBytes));
+  const uint32_t golden_rows = v.max_golden_rows < max_batch ? v.max_golden_rows : max_batch;
+  float* golden = static_cast<float*>(
+      c.Take(sizeof(float) * static_cast<size_t>(golden_rows) * v.output_floats_all));
+  auto act = [&](int32_t t) -> uint8_t* {
+    return load ? acts + static_cast<size_t>(TensorAt(m, t)->arena_offset()) * max_batch : nullptr;
+  };
+
+  bool any_xnn = false;
+  for (uint32_t o = 0; o < v.num_ops; ++o) {
+    const fb::Operator* fop = m->operators()->Get(o);
+    const auto* ins = fop->inputs();
+    const fb::Tensor* x = TensorAt(m, ins->Get(0));
+    const fb::Tensor* y = TensorAt(m, fop->outputs()->Get(0));
+    OpState st;
+    memset(&st, 0, sizeof(st));
+    st.code = fop->opcode();
+    st.relu = fop->activation() == fb::Activation::RELU;
+    st.int8 = y->dtype() == fb::DType::INT8 || x->dtype() == fb::DType::INT8;
+    st.in_channels = static_cast<uint32_t>(x->shape()->Get(0));
+    st.out_channels = static_cast<uint32_t>(y->shape()->Get(0));
+    st.in0 = act(ins->Get(0));
+    st.in1 = ins->size() > 1 ? act(ins->Get(1)) : nullptr;
+    st.out = act(fop->outputs()->Get(0));
+    st.zp_in0 = ZeroPoint(x);
+    st.scale_in0 = Scale(x);
+    st.zp_out = ZeroPoint(y);
+    st.scale_out = Scale(y);
+    if (ins->size() > 1) {
+      st.zp_in1 = ZeroPoint(TensorAt(m, ins->Get(1)));
+      st.scale_in1 = Scale(TensorAt(m, ins->Get(1)));
+    }
+    switch (st.code) {
+      case fb::OpCode::QUANTIZE: {
+        float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * st.in_channels));
+        if (load) {
+          // y = (x - mean) / std / s + zp, folded into one multiply-add.
+          const float inv_s = st.int8 ? 1.0f / st.scale_out : 1.0f;
+          const float zp = st.int8 ? static_cast<float>(st.zp_out) : 0.0f;
+          for (uint32_t i = 0; i < st.in_channels; ++i) {
+            const fb::Input* in = m->inputs()->Get(i);
+            p[i] = inv_s / in->std();
+            p[st.in_channels + i] = zp - in->mean() * p[i];
+          }
+        }
+        st.scales = p;
+        break;
+      }
+      case fb::OpCode::FULLY_CONNECTED: {
+        const fb::Tensor* w = TensorAt(m, ins->Get(1));
+        const fb::Tensor* b = TensorAt(m, ins->Get(2));
+        st.weights = m->buffers()->Get(w->buffer())->data()->data();
+        st.bias = m->buffers()->Get(b->buffer())->data()->data();
+        if (st.int8) {
+          st.weight_scales = w->quantization()->scale()->data();
+          float* p = static_cast<float*>(c.Take(sizeof(float) * st.out_channels));
+          if (load)
+            for (uint32_t k = 0; k < st.out_channels; ++k)
+              p[k] = st.scale_in0 * st.weight_scales[k] / st.scale_out;
+          st.scales = p;
+        }
+        break;
+      }
+      case fb::OpCode::LOGISTIC:
+      case fb::OpCode::TANH:
+        if (st.int8) {
+          int8_t* lut = static_cast<int8_t*>(c.Take(256));
+          if (load) {
+            if (st.code == fb::OpCode::LOGISTIC) BuildSigmoidLut(st.scale_in0, st.zp_in0, lut);
+            else BuildTanhLut(st.scale_in0, st.zp_in0, lut);
+          }
+          st.lut = lut;
+        }
+        break;
+      case fb::OpCode::ATTENTION_POOL: {
+        const uint32_t n = ins->size();
+        st.pool_inputs = n;
+        const void** ptrs = static_cast<const void**>(c.Take(sizeof(void*) * n));
+        float* scales = static_cast<float*>(c.Take(sizeof(float) * n));
+        int32_t* zps = static_cast<int32_t*>(c.Take(sizeof(int32_t) * n));
+        if (load) {
+          for (uint32_t k = 0; k < n; ++k) {
+            ptrs[k] = act(ins->Get(k));
+            scales[k] = Scale(TensorAt(m, ins->Get(k)));
+            zps[k] = ZeroPoint(TensorAt(m, ins->Get(k)));
+          }
+        }
+        st.pool_ptrs = ptrs;
+        st.pool_scales = scales;
+        st.pool_zps = zps;
+        break;
+      }
+      default:
+        break;
+    }
+    st.backend = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st) ? kBackendXnnpack
+                                                                      : kBackendReference;
+    any_xnn |= st.backend == kBackendXnnpack;
+    if (load) ops[o] = st;
+    else if (st.backend == kBackendXnnpack) {
+      // Sizing: count what XNNPACK allocates for this operator.
+      XnnArena count{nullptr, 0, 0, false};
+      MTAN_RETURN_IF_ERROR(XnnpackCreate(&st, &count, NameOf(y)));
+      c.used += count.used;
+    }
+  }
+  if (load && any_xnn) {
+    XnnArena xa{arena + c.used, *bytes - c.used, 0, false};
+    for (uint32_t o = 0; o < v.num_ops; ++o) {
+      if (ops[o].backend != kBackendXnnpack) continue;
+      const mtan_status s =
+          XnnpackCreate(&ops[o], &xa, NameOf(TensorAt(m, m->operators()->Get(o)->outputs()->Get(0))));
+      if (s != MTAN_OK) {
+        for (uint32_t k = 0; k < o; ++k) XnnpackDelete(&ops[k]);
+        if (s == MTAN_ERROR_ARENA_TOO_SMALL)
+          return SetError(s, "XNNPACK needed more arena than sized (%zu bytes available)",
+                          *bytes - c.used);
+        return s;
+      }
+    }
+    c.used += xa.used;
+  }
+  if (load) {
+    uint32_t offset = 0;
+    for (uint32_t k = 0; k < v.num_tasks; ++k) {
+      const fb::Task* t = m->tasks()->Get(k);
+      TaskState& ts = tasks[k];
+      ts.name = t->name()->c_str();
+      ts.kind = static_cast<uint32_t>(t->kind());
+      ts.output_size = static_cast<uint32_t>(TensorAt(m, t->output())->shape()->Get(0));
+      ts.output_offset = offset;
+      offset += ts.output_size;
+      ts.transform = t->transform();
+      ts.output = reinterpret_cast<const float*>(act(t->output()));
+      ts.plan = t->plan()->data();
+      ts.plan_length = t->plan()->size();
+    }
+    model->fb = m;
+    model->arena = arena;
+    model->arena_used = c.used;
+    model->max_batch = max_batch;
+    model->num_inputs = v.num_inputs;
+    model->num_ops = v.num_ops;
+    model->num_tasks = v.num_tasks;
+    model->output_floats_all = v.output_floats_all;
+    model->ops = ops;
+    model->tasks = tasks;
+    model->golden_scratch = golden;
+    model->activations = acts;
+    model->loaded = true;
+    *model_out = model;
+  }
+  *bytes = c.used;
+  return MTAN_OK;
+}
+
+mtan_status ResolveOptions(const ModelView& v, const mtan_options* options, uint32_t* max_batch,
+                           mtan_backend* backend) {
+  const mtan_options opt = options ? *options : mtan_options_default();
+  *max_batch = opt.max_batch ? opt.max_batch : v.fb->max_batch();
+  if (*max_batch > MTAN_MAX_BATCH)
+    return SetError(MTAN_ERROR_BATCH, "max_batch %u above the limit %d", *max_batch, MTAN_MAX_BATCH);
+  if (static_cast<uint64_t>(v.fb->activation_bytes_per_row()) * *max_batch > MTAN_MAX_FILE_BYTES * 4ull)
+    return SetError(MTAN_ERROR_LIMIT, "activations of %u bytes per row x %u rows are too large",
+                    v.fb->activation_bytes_per_row(), *max_batch);
+  switch (opt.backend) {
+    case MTAN_BACKEND_DEFAULT:
+      *backend = XnnpackAvailable() ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+      break;
+    case MTAN_BACKEND_XNNPACK:
+      if (!XnnpackAvailable())
+        return SetError(MTAN_ERROR_UNSUPPORTED, "this build has no XNNPACK backend");
+      *backend = MTAN_BACKEND_XNNPACK;
+      break;
+    case MTAN_BACKEND_REFERENCE:
+      *backend = MTAN_BACKEND_REFERENCE;
+      break;
+    default:
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "unknown backend %u", opt.backend);
+  }
+  if (!g_initialized) return SetError(MTAN_ERROR_NOT_INITIALIZED, "call mtan_init() first");
+  return MTAN_OK;
+}
+
+// Verify + size, under the global lock held by the caller.
+mtan_status Size(const void* data, size_t bytes, const mtan_options* options, ModelView* v,
+                 uint32_t* max_batch, mtan_backend* backend, size_t* arena_bytes) {
+  MTAN_RETURN_IF_ERROR(VerifyModel(data, bytes, v));
+  MTAN_RETURN_IF_ERROR(ResolveOptions(*v, options, max_batch, backend));
+  *arena_bytes = 0;
+  MTAN_RETURN_IF_ERROR(Prepare(*v, *max_batch, *backend, nullptr, arena_bytes, nullptr));
+  return MTAN_OK;
+}
+
+struct LockGuard {
+  LockGuard() { GlobalLock(); }
+  ~LockGuard() { GlobalUnlock(); }
+};
+
+mtan_status RunOps(mtan_model* model, const float* rows, uint32_t batch, const uint32_t* plan,
+                   uint32_t length, void* threadpool) {
+  for (uint32_t i = 0; i < length; ++i) {
+    OpState& op = model->ops[plan ? plan[i] : i];
+    if (op.backend == kBackendXnnpack) {
+      MTAN_RETURN_IF_ERROR(XnnpackRun(&op, batch, threadpool));
+    } else {
+      MTAN_RETURN_IF_ERROR(RunReference(op, batch, rows, model->fb));
+    }
+  }
+  return MTAN_OK;
+}
+
+void CopyOutput(const TaskState& t, uint32_t batch, float* out, uint32_t stride, uint32_t offset) {
+  for (uint32_t r = 0; r < batch; ++r) {
+    const float* src = t.output + static_cast<size_t>(r) * t.output_size;
+    float* dst = out + static_cast<size_t>(r) * stride + offset;
+    for (uint32_t k = 0; k < t.output_size; ++k)
+      dst[k] = t.transform == fb::OutputTransform::EXPM1 ? expm1f(src[k]) : src[k];
+  }
+}
+
+}  // namespace
+}  // namespace mtan
+
+using namespace mtan;
+
+extern "C" {
+
+mtan_status mtan_init(void) {
+  LockGuard lock;
+  if (g_initialized) return MTAN_OK;
+  MTAN_RETURN_IF_ERROR(XnnpackInit());
+  g_initialized = true;
+  return MTAN_OK;
+}
+
+mtan_options mtan_options_default(void) {
+  mtan_options o;
+  o.max_batch = 0;
+  o.backend = MTAN_BACKEND_DEFAULT;
+  return o;
+}
+
+mtan_status mtan_arena_size(const void* model_data, size_t model_bytes,
+                            const mtan_options* options, size_t* arena_bytes_out) {
+  if (arena_bytes_out == nullptr)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "arena_bytes_out is NULL");
+  LockGuard lock;
+  ModelView v;
+  uint32_t max_batch;
+  mtan_backend backend;
+  return Size(model_data, model_bytes, options, &v, &max_batch, &backend, arena_bytes_out);
+}
+
+mtan_status mtan_load(const void* model_data, size_t model_bytes, const mtan_options* options,
+                      void* arena, size_t arena_bytes, mtan_model** model_out) {
+  if (model_out == nullptr) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "model_out is NULL");
+  *model_out = nullptr;
+  if (arena == nullptr) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "arena is NULL");
+  LockGuard lock;
+  ModelView v;
+  uint32_t max_batch;
+  mtan_backend backend;
+  size_t need = 0;
+  MTAN_RETURN_IF_ERROR(Size(model_data, model_bytes, options, &v, &max_batch, &backend, &need));
+  uint8_t* raw = static_cast<uint8_t*>(arena);
+  uint8_t* base = reinterpret_cast<uint8_t*>(
+      AlignUp(reinterpret_cast<uintptr_t>(raw), kArenaAlignment));
+  const size_t pad = static_cast<size_t>(base - raw);
+  if (arena_bytes < pad || arena_bytes - pad < need)
+    return SetError(MTAN_ERROR_ARENA_TOO_SMALL, "arena of %zu bytes is too small: this model "
+                    "needs %zu bytes at max_batch %u (%zu with this arena's alignment)",
+                    arena_bytes, need, max_batch, need + pad);
+  size_t bytes = arena_bytes - pad;
+  mtan_model* model = nullptr;
+  MTAN_RETURN_IF_ERROR(Prepare(v, max_batch, backend, base, &bytes, &model));
+  model->arena = raw;
+  model->arena_used = bytes + pad;
+  *model_out = model;
+  return MTAN_OK;
+}
+
+void mtan_unload(mtan_model* model) {
+  if (model == nullptr || !model->loaded) return;
+  LockGuard lock;
+  for (uint32_t o = 0; o < model->num_ops; ++o) XnnpackDelete(&model->ops[o]);
+  model->loaded = false;
+}
+
+#define MTAN_CHECK_MODEL(model)                                                     \
+  if ((model) == nullptr || !(model)->loaded)                                       \
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "model is NULL or not loaded");
+
+mtan_status mtan_arena_used(const mtan_model* model, size_t* bytes_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!bytes_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "bytes_out is NULL");
+  *bytes_out = model->arena_used;
+  return MTAN_OK;
+}
+
+mtan_status mtan_max_batch(const mtan_model* model, uint32_t* max_batch_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!max_batch_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "max_batch_out is NULL");
+  *max_batch_out = model->max_batch;
+  return MTAN_OK;
+}
+
+mtan_status mtan_input_count(const mtan_model* model, uint32_t* count_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!count_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "count_out is NULL");
+  *count_out = model->num_inputs;
+  return MTAN_OK;
+}
+
+mtan_status mtan_input_name(const mtan_model* model, uint32_t index, const char** name_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!name_out || index >= model->num_inputs)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "input %u out of range (%u inputs)", index,
+                    model->num_inputs);
+  const auto* name = model->fb->inputs()->Get(index)->name();
+  *name_out = name ? name->c_str() : "";
+  return MTAN_OK;
+}
+
+mtan_status mtan_task_count(const mtan_model* model, uint32_t* count_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!count_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "count_out is NULL");
+  *count_out = model->num_tasks;
+  return MTAN_OK;
+}
+
+mtan_status mtan_task_info_get(const mtan_model* model, uint32_t task, mtan_task_info* info_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!info_out || task >= model->num_tasks)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "task %u out of range (%u tasks)", task,
+                    model->num_tasks);
+  const TaskState& t = model->tasks[task];
+  info_out->name = t.name;
+  info_out->kind = t.kind;
+  info_out->output_size = t.output_size;
+  info_out->output_offset = t.output_offset;
+  info_out->operator_count = t.plan_length;
+  return MTAN_OK;
+}
+
+mtan_status mtan_task_find(const mtan_model* model, const char* name, int32_t* task_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!name || !task_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "name or task_out is NULL");
+  for (uint32_t k = 0; k < model->num_tasks; ++k) {
+    if (strcmp(model->tasks[k].name, name) == 0) {
+      *task_out = static_cast<int32_t>(k);
+      return MTAN_OK;
+    }
+  }
+  return SetError(MTAN_ERROR_INVALID_ARGUMENT, "no task named '%s'", name);
+}
+
+mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* floats_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!floats_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "floats_out is NULL");
+  if (task == MTAN_ALL_TASKS) {
+    *floats_out = model->output_floats_all;
+    return MTAN_OK;
+  }
+  if (task < 0 || static_cast<uint32_t>(task) >= model->num_tasks)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "task %d out of range (%u tasks)", task,
+                    model->num_tasks);
+  *floats_out = model->tasks[task].output_size;
+  return MTAN_OK;
+}
+
+mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
+                     float* output, size_t output_floats, void* threadpool) {
+  MTAN_CHECK_MODEL(model);
+  if (rows == nullptr || output == nullptr)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "rows or output is NULL");
+  if (batch == 0 || batch > model->max_batch)
+    return SetError(MTAN_ERROR_BATCH, "batch %u is not 1..%u (the max_batch loaded)", batch,
+                    model->max_batch);
+  uint32_t per_row = 0;
+  MTAN_RETURN_IF_ERROR(mtan_output_size(model, task, &per_row));
+  if (output_floats < static_cast<size_t>(batch) * per_row)
+    return SetError(MTAN_ERROR_OUTPUT_TOO_SMALL, "output holds %zu floats, %u rows need %zu",
+                    output_floats, batch, static_cast<size_t>(batch) * per_row);
+  if (task == MTAN_ALL_TASKS) {
+    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, nullptr, model->num_ops, threadpool));
+    for (uint32_t k = 0; k < model->num_tasks; ++k)
+      CopyOutput(model->tasks[k], batch, output, per_row, model->tasks[k].output_offset);
+  } else {
+    const TaskState& t = model->tasks[task];
+    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, t.plan, t.plan_length, threadpool));
+    CopyOutput(t, batch, output, per_row, 0);
+  }
+  return MTAN_OK;
+}
+
+mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!count_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "count_out is NULL");
+  *count_out = model->fb->tensors()->size();
+  return MTAN_OK;
+}
+
+mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tensor_desc* desc_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!desc_out || tensor >= model->fb->tensors()->size())
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor %u out of range", tensor);
+  const fb::Tensor* t = model->fb->tensors()->Get(tensor);
+  desc_out->name = NameOf(t);
+  desc_out->dtype = static_cast<uint32_t>(t->dtype());
+  desc_out->channels = static_cast<uint32_t>(t->shape()->Get(0));
+  desc_out->is_constant = t->buffer() != 0;
+  desc_out->scale = Scale(t);
+  desc_out->zero_point = ZeroPoint(t);
+  desc_out->data = nullptr;
+  if (t->buffer() == 0 && static_cast<int32_t>(tensor) != model->fb->input_tensor())
+    desc_out->data = model->activations + static_cast<size_t>(t->arena_offset()) * model->max_batch;
+  return MTAN_OK;
+}
+
+mtan_status mtan_self_test(mtan_model* model) {
+  MTAN_CHECK_MODEL(model);
+  const auto* golden = model->fb->golden();
+  if (golden == nullptr || golden->size() == 0)
+    return SetError(MTAN_ERROR_NO_GOLDEN_CASES, "the model has no golden cases");
+  const uint32_t per_row = model->output_floats_all;
+  for (uint32_t g = 0; g < golden->size(); ++g) {
+    const fb::GoldenCase* gc = golden->Get(g);
+    const float tol = gc->tolerance();
+    for (uint32_t r0 = 0; r0 < gc->rows(); r0 += model->max_batch) {
+      const uint32_t n = gc->rows() - r0 < model->max_batch ? gc->rows() - r0 : model->max_batch;
+      MTAN_RETURN_IF_ERROR(mtan_run(model, gc->input()->data() + static_cast<size_t>(r0) * model->num_inputs,
+                                    n, MTAN_ALL_TASKS, model->golden_scratch,
+                                    static_cast<size_t>(n) * per_row, nullptr));
+      for (uint32_t i = 0; i < n * per_row; ++i) {
+        const float got = model->golden_scratch[i];
+        const float want = gc->output()->Get(static_cast<size_t>(r0) * per_row + i);
+        if (!(fabsf(got - want) <= tol))
+          return SetError(MTAN_ERROR_SELF_TEST, "golden case %u, row %u, output %u: got %g, "
+                          "expected %g (tolerance %g)", g, r0 + i / per_row, i % per_row,
+                          static_cast<double>(got), static_cast<double>(want),
+                          static_cast<double>(tol));
+      }
+    }
+  }
+  return MTAN_OK;
+}
+
+}  // extern "C"

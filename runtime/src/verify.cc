@@ -1,0 +1,437 @@
+// Verification of untrusted model files. Order: container (identifier,
+// footer, checksum), FlatBuffers verifier, version, limits, then semantic
+// checks of tensors, operators, tasks, the memory plan and golden cases.
+// Works on the stack only; never trusts an index before checking it.
+#include <math.h>
+#include <string.h>
+
+#include "format.h"
+#include "internal.h"
+
+namespace mtan {
+namespace {
+
+const char* TensorName(const fb::Model* m, uint32_t t) {
+  const fb::Tensor* tensor = m->tensors()->Get(t);
+  return tensor->name() ? tensor->name()->c_str() : "(unnamed)";
+}
+
+size_t DTypeBytes(fb::DType d) {
+  switch (d) {
+    case fb::DType::FLOAT32: return 4;
+    case fb::DType::INT8: return 1;
+    case fb::DType::INT32: return 4;
+  }
+  return 0;
+}
+
+const char* DTypeName(fb::DType d) {
+  switch (d) {
+    case fb::DType::FLOAT32: return "float32";
+    case fb::DType::INT8: return "int8";
+    case fb::DType::INT32: return "int32";
+  }
+  return "unknown";
+}
+
+bool FiniteScale(float s) { return isfinite(s) && s > 0.0f; }
+
+// Per-row bytes of an activation, rounded as the writer plans them.
+size_t RowBytes(const fb::Tensor* t) {
+  return AlignUp(static_cast<size_t>(t->shape()->Get(0)) * DTypeBytes(t->dtype()), 4);
+}
+
+struct Checker {
+  const fb::Model* m;
+  uint32_t num_tensors;
+  // Producer operator of each activation (-1: none), and last reader.
+  int16_t producer[MTAN_MAX_TENSORS];
+  int16_t last_use[MTAN_MAX_TENSORS];
+  uint8_t in_plan[MTAN_MAX_TENSORS];
+
+  const fb::Tensor* T(uint32_t i) const { return m->tensors()->Get(i); }
+  bool IsActivation(uint32_t i) const { return T(i)->buffer() == 0; }
+  uint32_t Channels(uint32_t i) const { return static_cast<uint32_t>(T(i)->shape()->Get(0)); }
+
+  mtan_status CheckTensor(uint32_t i) {
+    const fb::Tensor* t = T(i);
+    const char* name = TensorName(m, i);
+    if (t->dtype() < fb::DType::MIN || t->dtype() > fb::DType::MAX)
+      return SetError(MTAN_ERROR_OPERATOR, "tensor %u '%s': unknown dtype %d", i, name,
+                      static_cast<int>(t->dtype()));
+    const auto* shape = t->shape();
+    if (shape == nullptr || shape->size() == 0 || shape->size() > MTAN_MAX_RANK)
+      return SetError(MTAN_ERROR_SHAPE, "tensor %u '%s': rank %u is not 1..%d", i, name,
+                      shape ? shape->size() : 0, MTAN_MAX_RANK);
+    uint64_t elements = 1;
+    for (uint32_t d = 0; d < shape->size(); ++d) {
+      const int32_t dim = shape->Get(d);
+      if (dim < 1 || dim > MTAN_MAX_DIM)
+        return SetError(MTAN_ERROR_SHAPE, "tensor %u '%s': dimension %u is %d (allowed 1..%d)",
+                        i, name, d, dim, MTAN_MAX_DIM);
+      elements *= static_cast<uint64_t>(dim);
+      if (elements > (1ull << 31))
+        return SetError(MTAN_ERROR_SHAPE, "tensor %u '%s': shape product overflows", i, name);
+    }
+    if (t->buffer() >= m->buffers()->size())
+      return SetError(MTAN_ERROR_INDEX, "tensor %u '%s': buffer %u out of range (%u buffers)", i,
+                      name, t->buffer(), m->buffers()->size());
+    if (t->buffer() == 0) {
+      if (shape->size() != 1)
+        return SetError(MTAN_ERROR_SHAPE, "activation %u '%s': per-row shape must be rank 1", i,
+                        name);
+      // The model input is the caller's rows: it has no arena bytes.
+      if (static_cast<int32_t>(i) == m->input_tensor()) return CheckQuantization(i, name);
+      if (static_cast<uint64_t>(t->arena_offset()) + RowBytes(t) > m->activation_bytes_per_row() ||
+          t->arena_offset() % 4 != 0)
+        return SetError(MTAN_ERROR_MEMORY_PLAN,
+                        "activation %u '%s': offset %u + %zu bytes outside the %u-byte row plan",
+                        i, name, t->arena_offset(), RowBytes(t), m->activation_bytes_per_row());
+    } else {
+      const auto* data = m->buffers()->Get(t->buffer())->data();
+      const uint64_t want = elements * DTypeBytes(t->dtype());
+      if (data == nullptr || data->size() != want)
+        return SetError(MTAN_ERROR_BUFFER, "tensor %u '%s': buffer %u has %u bytes, %s%s needs %llu",
+                        i, name, t->buffer(), data ? data->size() : 0, DTypeName(t->dtype()),
+                        " shape", static_cast<unsigned long long>(want));
+      if (reinterpret_cast<uintptr_t>(data->data()) % 16 != 0)
+        return SetError(MTAN_ERROR_BUFFER, "tensor %u '%s': buffer %u is not 16-byte aligned", i,
+                        name, t->buffer());
+    }
+    return CheckQuantization(i, name);
+  }
+
+  mtan_status CheckQuantization(uint32_t i, const char* name) {
+    const fb::Tensor* t = T(i);
+    const auto* shape = t->shape();
+    if (t->dtype() == fb::DType::INT8) {
+      const fb::Quantization* q = t->quantization();
+      if (q == nullptr || q->scale() == nullptr || q->scale()->size() == 0)
+        return SetError(MTAN_ERROR_QUANTIZATION, "int8 tensor %u '%s' has no scale", i, name);
+      const uint32_t n = q->scale()->size();
+      const bool per_channel_ok = t->buffer() != 0 && n == static_cast<uint32_t>(shape->Get(0));
+      if (n != 1 && !per_channel_ok)
+        return SetError(MTAN_ERROR_QUANTIZATION, "tensor %u '%s': %u scales for dimension %d", i,
+                        name, n, shape->Get(0));
+      for (uint32_t k = 0; k < n; ++k) {
+        if (!FiniteScale(q->scale()->Get(k)))
+          return SetError(MTAN_ERROR_QUANTIZATION, "tensor %u '%s': scale[%u] = %g is not finite "
+                          "and positive", i, name, k, static_cast<double>(q->scale()->Get(k)));
+      }
+      if (q->zero_point() != nullptr && q->zero_point()->size() != 0) {
+        if (q->zero_point()->size() != n)
+          return SetError(MTAN_ERROR_QUANTIZATION, "tensor %u '%s': %u zero points for %u scales",
+                          i, name, q->zero_point()->size(), n);
+        for (uint32_t k = 0; k < n; ++k) {
+          const int32_t zp = q->zero_point()->Get(k);
+          if (zp < -128 || zp > 127)
+            return SetError(MTAN_ERROR_QUANTIZATION, "tensor %u '%s': zero point %d outside int8",
+                            i, name, zp);
+        }
+      }
+    }
+    return MTAN_OK;
+  }
+
+  mtan_status Fail(uint32_t op, const char* what) {
+    return SetError(MTAN_ERROR_OPERATOR, "operator %u (%s): %s", op,
+                    fb::EnumNameOpCode(m->operators()->Get(op)->opcode()), what);
+  }
+
+  mtan_status CheckOperator(uint32_t o) {
+    const fb::Operator* op = m->operators()->Get(o);
+    if (op->opcode() > fb::OpCode::MAX)
+      return SetError(MTAN_ERROR_OPERATOR, "operator %u: unknown opcode %d", o,
+                      static_cast<int>(op->opcode()));
+    const auto* ins = op->inputs();
+    const auto* outs = op->outputs();
+    if (ins == nullptr || outs == nullptr || outs->size() != 1 || ins->size() == 0)
+      return Fail(o, "needs inputs and exactly one output");
+    for (uint32_t k = 0; k < ins->size(); ++k) {
+      const int32_t t = ins->Get(k);
+      if (t < 0 || static_cast<uint32_t>(t) >= num_tensors)
+        return SetError(MTAN_ERROR_INDEX, "operator %u: input %u is tensor %d, out of range "
+                        "(%u tensors)", o, k, t, num_tensors);
+      if (IsActivation(t) && t != m->input_tensor() && producer[t] < 0)
+        return SetError(MTAN_ERROR_GRAPH, "operator %u reads tensor %d '%s' before any operator "
+                        "writes it (cycle or out of order)", o, t, TensorName(m, t));
+    }
+    const int32_t out = outs->Get(0);
+    if (out < 0 || static_cast<uint32_t>(out) >= num_tensors)
+      return SetError(MTAN_ERROR_INDEX, "operator %u: output is tensor %d, out of range", o, out);
+    if (!IsActivation(out) || out == m->input_tensor())
+      return SetError(MTAN_ERROR_GRAPH, "operator %u writes tensor %d '%s', which is a constant "
+                      "or the model input", o, out, TensorName(m, out));
+    if (producer[out] >= 0)
+      return SetError(MTAN_ERROR_GRAPH, "tensor %d '%s' is written by operators %d and %u", out,
+                      TensorName(m, out), producer[out], o);
+    if (op->activation() > fb::Activation::MAX ||
+        (op->activation() != fb::Activation::NONE && op->opcode() != fb::OpCode::FULLY_CONNECTED))
+      return Fail(o, "activation is only RELU on FULLY_CONNECTED");
+
+    const fb::Tensor* y = T(out);
+    const fb::Tensor* x = T(ins->Get(0));
+    const fb::DType xd = x->dtype(), yd = y->dtype();
+    const bool x_act = IsActivation(ins->Get(0));
+    auto same_shape = [&](uint32_t a, uint32_t b) { return Channels(a) == Channels(b); };
+    switch (op->opcode()) {
+      case fb::OpCode::QUANTIZE:
+        if (ins->size() != 1 || ins->Get(0) != m->input_tensor()) return Fail(o, "input must be the model input");
+        if (yd == fb::DType::INT32) return Fail(o, "output must be int8 or float32");
+        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+        break;
+      case fb::OpCode::FULLY_CONNECTED: {
+        if (ins->size() != 3) return Fail(o, "needs [x, weights, bias]");
+        const uint32_t wi = ins->Get(1), bi = ins->Get(2);
+        if (!x_act || IsActivation(wi) || IsActivation(bi)) return Fail(o, "x is an activation, weights and bias constants");
+        const fb::Tensor* w = T(wi);
+        const fb::Tensor* b = T(bi);
+        const fb::DType want_b = xd == fb::DType::INT8 ? fb::DType::INT32 : fb::DType::FLOAT32;
+        if (xd == fb::DType::INT32 || w->dtype() != xd || yd != xd || b->dtype() != want_b)
+          return Fail(o, "dtypes must be int8/int8/int32->int8 or all float32");
+        if (w->shape()->size() != 2 || b->shape()->size() != 1 ||
+            static_cast<uint32_t>(w->shape()->Get(1)) != Channels(ins->Get(0)) ||
+            static_cast<uint32_t>(w->shape()->Get(0)) != Channels(out) ||
+            b->shape()->Get(0) != w->shape()->Get(0))
+          return SetError(MTAN_ERROR_SHAPE, "operator %u: weights '%s' [O,I] do not match x [%u], "
+                          "bias and y [%u]", o, TensorName(m, wi), Channels(ins->Get(0)), Channels(out));
+        if (xd == fb::DType::INT8) {
+          if (w->quantization()->scale()->size() != static_cast<uint32_t>(w->shape()->Get(0)))
+            return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' need one scale per output channel",
+                            TensorName(m, wi));
+          const auto* zps = w->quantization()->zero_point();
+          for (uint32_t k = 0; zps && k < zps->size(); ++k)
+            if (zps->Get(k) != 0)
+              return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' must be symmetric (zero point 0)",
+                              TensorName(m, wi));
+        }
+        break;
+      }
+      case fb::OpCode::LOGISTIC:
+      case fb::OpCode::TANH:
+        if (ins->size() != 1 || !x_act || xd == fb::DType::INT32 || yd != xd) return Fail(o, "needs one int8 or float32 activation");
+        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+        if (yd == fb::DType::INT8) {
+          const float want_scale = op->opcode() == fb::OpCode::LOGISTIC ? 1.0f / 256 : 1.0f / 128;
+          const int want_zp = op->opcode() == fb::OpCode::LOGISTIC ? -128 : 0;
+          const fb::Quantization* q = y->quantization();
+          const int zp = q->zero_point() && q->zero_point()->size() ? q->zero_point()->Get(0) : 0;
+          if (q->scale()->Get(0) != want_scale || zp != want_zp)
+            return SetError(MTAN_ERROR_QUANTIZATION, "tensor '%s': int8 %s output must have scale "
+                            "%g and zero point %d", TensorName(m, out), fb::EnumNameOpCode(op->opcode()),
+                            static_cast<double>(want_scale), want_zp);
+        }
+        break;
+      case fb::OpCode::MUL:
+      case fb::OpCode::ADD:
+        if (ins->size() != 2 || !x_act || !IsActivation(ins->Get(1)) || xd == fb::DType::INT32 ||
+            T(ins->Get(1))->dtype() != xd || yd != xd)
+          return Fail(o, "needs two activations of one dtype (int8 or float32)");
+        if (!same_shape(ins->Get(0), out) || !same_shape(ins->Get(1), out))
+          return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+        break;
+      case fb::OpCode::ATTENTION_POOL: {
+        const uint32_t n = ins->size();
+        if (n < 2 || n % 2 != 0) return Fail(o, "needs T scores then T values");
+        for (uint32_t k = 0; k < n; ++k) {
+          const uint32_t t = ins->Get(k);
+          if (!IsActivation(t) || T(t)->dtype() != yd || yd == fb::DType::INT32)
+            return Fail(o, "inputs and output must be activations of one dtype");
+          const uint32_t want = k < n / 2 ? 1u : Channels(out);
+          if (Channels(t) != want)
+            return SetError(MTAN_ERROR_SHAPE, "operator %u: input %u '%s' has %u channels, wants %u",
+                            o, k, TensorName(m, t), Channels(t), want);
+        }
+        break;
+      }
+      case fb::OpCode::SOFTMAX:
+        if (ins->size() != 1 || !x_act || xd != fb::DType::FLOAT32 || yd != xd) return Fail(o, "is float32 only");
+        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+        break;
+      case fb::OpCode::DEQUANTIZE:
+        if (ins->size() != 1 || !x_act || xd != fb::DType::INT8 || yd != fb::DType::FLOAT32) return Fail(o, "is int8 -> float32");
+        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+        break;
+    }
+    for (uint32_t k = 0; k < ins->size(); ++k) {
+      const int32_t t = ins->Get(k);
+      if (IsActivation(t)) last_use[t] = static_cast<int16_t>(o);
+    }
+    producer[out] = static_cast<int16_t>(o);
+    last_use[out] = static_cast<int16_t>(o);
+    return MTAN_OK;
+  }
+
+  mtan_status CheckTask(uint32_t k, uint32_t* output_size) {
+    const fb::Task* task = m->tasks()->Get(k);
+    const char* name = task->name() ? task->name()->c_str() : "(unnamed)";
+    if (task->name() == nullptr) return SetError(MTAN_ERROR_TASK, "task %u has no name", k);
+    if (task->kind() > fb::TaskKind::MAX)
+      return SetError(MTAN_ERROR_TASK, "task '%s': unknown kind %d", name, static_cast<int>(task->kind()));
+    const int32_t out = task->output();
+    if (out < 0 || static_cast<uint32_t>(out) >= num_tensors)
+      return SetError(MTAN_ERROR_TASK, "task '%s' has no output tensor (index %d)", name, out);
+    if (!IsActivation(out) || producer[out] < 0 || T(out)->dtype() != fb::DType::FLOAT32)
+      return SetError(MTAN_ERROR_TASK, "task '%s': output '%s' is not a float32 tensor written by "
+                      "an operator", name, TensorName(m, out));
+    const uint32_t size = Channels(out);
+    const bool multiclass = task->kind() == fb::TaskKind::MULTICLASS;
+    if (multiclass ? size < 2 : size != 1)
+      return SetError(MTAN_ERROR_TASK, "task '%s': %s output has %u values", name,
+                      fb::EnumNameTaskKind(task->kind()), size);
+    if (task->class_names() && task->class_names()->size() != 0 && task->class_names()->size() != size)
+      return SetError(MTAN_ERROR_TASK, "task '%s': %u class names for %u classes", name,
+                      task->class_names()->size(), size);
+    if (task->transform() > fb::OutputTransform::MAX ||
+        (task->transform() == fb::OutputTransform::EXPM1 && task->kind() != fb::TaskKind::REGRESSION))
+      return SetError(MTAN_ERROR_TASK, "task '%s': transform %d is for regression only", name,
+                      static_cast<int>(task->transform()));
+    // The plan: ascending operator indices, closed under inputs, ending in the output.
+    const auto* plan = task->plan();
+    if (plan == nullptr || plan->size() == 0)
+      return SetError(MTAN_ERROR_TASK, "task '%s' has no plan", name);
+    memset(in_plan, 0, num_tensors);
+    const uint32_t num_ops = m->operators()->size();
+    for (uint32_t i = 0; i < plan->size(); ++i) {
+      const uint32_t o = plan->Get(i);
+      if (o >= num_ops || (i > 0 && o <= plan->Get(i - 1)))
+        return SetError(MTAN_ERROR_TASK, "task '%s': plan entry %u (operator %u) out of range or "
+                        "not ascending", name, i, o);
+      const fb::Operator* op = m->operators()->Get(o);
+      for (uint32_t j = 0; j < op->inputs()->size(); ++j) {
+        const int32_t t = op->inputs()->Get(j);
+        if (IsActivation(t) && t != m->input_tensor() && !in_plan[t])
+          return SetError(MTAN_ERROR_TASK, "task '%s': plan runs operator %u without the operator "
+                          "writing its input '%s'", name, o, TensorName(m, t));
+      }
+      in_plan[op->outputs()->Get(0)] = 1;
+    }
+    if (!in_plan[out])
+      return SetError(MTAN_ERROR_TASK, "task '%s': plan does not compute its output", name);
+    *output_size = size;
+    return MTAN_OK;
+  }
+
+  // Live activations must not share bytes. The model input is the caller's
+  // rows and has no arena bytes; task outputs live to the end of a run.
+  mtan_status CheckMemoryPlan() {
+    const int16_t end = static_cast<int16_t>(m->operators()->size());
+    for (uint32_t k = 0; k < m->tasks()->size(); ++k) last_use[m->tasks()->Get(k)->output()] = end;
+    for (uint32_t a = 0; a < num_tensors; ++a) {
+      if (producer[a] < 0) continue;
+      const uint64_t a0 = T(a)->arena_offset(), a1 = a0 + RowBytes(T(a));
+      for (uint32_t b = a + 1; b < num_tensors; ++b) {
+        if (producer[b] < 0) continue;
+        const bool live_together = producer[a] <= last_use[b] && producer[b] <= last_use[a];
+        const uint64_t b0 = T(b)->arena_offset(), b1 = b0 + RowBytes(T(b));
+        if (live_together && a0 < b1 && b0 < a1)
+          return SetError(MTAN_ERROR_MEMORY_PLAN, "tensors '%s' and '%s' are live together but "
+                          "share arena bytes", TensorName(m, a), TensorName(m, b));
+      }
+    }
+    return MTAN_OK;
+  }
+};
+
+}  // namespace
+
+mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
+  if (data == nullptr || view == nullptr)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "model data is NULL");
+  if (reinterpret_cast<uintptr_t>(data) % MTAN_MODEL_ALIGNMENT != 0)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "model data must be %d-byte aligned",
+                    MTAN_MODEL_ALIGNMENT);
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  if (bytes < 8 + kFooterBytes)
+    return SetError(MTAN_ERROR_TRUNCATED, "model is %zu bytes, shorter than any .mtan file", bytes);
+  if (memcmp(p + 4, kFileIdentifier, 4) != 0)
+    return SetError(MTAN_ERROR_BAD_IDENTIFIER, "not an .mtan file (identifier is not 'MTAN')");
+  if (bytes > MTAN_MAX_FILE_BYTES)
+    return SetError(MTAN_ERROR_LIMIT, "model is %zu bytes, above the %u-byte limit", bytes,
+                    MTAN_MAX_FILE_BYTES);
+  Footer footer;
+  memcpy(&footer, p + bytes - kFooterBytes, kFooterBytes);
+  if (memcmp(footer.magic, kFooterMagic, 4) != 0 ||
+      footer.flatbuffer_bytes != bytes - kFooterBytes)
+    return SetError(MTAN_ERROR_TRUNCATED, "model footer missing or length mismatch: the file is "
+                    "truncated or has trailing bytes (%zu bytes)", bytes);
+  const size_t fb_bytes = footer.flatbuffer_bytes;
+  const uint64_t sum = Checksum64(p, fb_bytes);
+  if (sum != footer.checksum)
+    return SetError(MTAN_ERROR_CHECKSUM, "checksum mismatch (stored %016llx, content %016llx): "
+                    "the file was corrupted", static_cast<unsigned long long>(footer.checksum),
+                    static_cast<unsigned long long>(sum));
+  flatbuffers::Verifier verifier(p, fb_bytes, /*max_depth=*/16, /*max_tables=*/1u << 20);
+  if (!fb::VerifyModelBuffer(verifier))
+    return SetError(MTAN_ERROR_MALFORMED, "the FlatBuffers verifier rejected the model");
+  const fb::Model* m = fb::GetModel(p);
+  if (m->version_major() > MTAN_VERSION_MAJOR)
+    return SetError(MTAN_ERROR_VERSION, "model format %u.%u is newer than this runtime (%d.%d)",
+                    m->version_major(), m->version_minor(), MTAN_VERSION_MAJOR, MTAN_VERSION_MINOR);
+  if (!m->tensors() || !m->buffers() || !m->operators() || !m->inputs() || !m->tasks() ||
+      m->buffers()->size() == 0)
+    return SetError(MTAN_ERROR_MALFORMED, "model lacks tensors, buffers, operators, inputs or tasks");
+  const uint32_t nt = m->tensors()->size(), no = m->operators()->size(), nk = m->tasks()->size();
+  const uint32_t ni = m->inputs()->size();
+  if (nt > MTAN_MAX_TENSORS || no > MTAN_MAX_OPERATORS || nk > MTAN_MAX_TASKS || nk == 0 ||
+      ni > MTAN_MAX_INPUTS || ni == 0 || no == 0)
+    return SetError(MTAN_ERROR_LIMIT, "model has %u tensors, %u operators, %u tasks, %u inputs "
+                    "(limits %d, %d, 1..%d, 1..%d)", nt, no, nk, ni, MTAN_MAX_TENSORS,
+                    MTAN_MAX_OPERATORS, MTAN_MAX_TASKS, MTAN_MAX_INPUTS);
+  if (m->max_batch() == 0 || m->max_batch() > MTAN_MAX_BATCH)
+    return SetError(MTAN_ERROR_LIMIT, "stored max_batch %u is not 1..%d", m->max_batch(),
+                    MTAN_MAX_BATCH);
+  if (m->golden() && m->golden()->size() > MTAN_MAX_GOLDEN_CASES)
+    return SetError(MTAN_ERROR_LIMIT, "%u golden cases (limit %d)", m->golden()->size(),
+                    MTAN_MAX_GOLDEN_CASES);
+
+  Checker c;
+  c.m = m;
+  c.num_tensors = nt;
+  memset(c.producer, 0xff, sizeof(c.producer));
+  memset(c.last_use, 0xff, sizeof(c.last_use));
+  for (uint32_t t = 0; t < nt; ++t) MTAN_RETURN_IF_ERROR(c.CheckTensor(t));
+  for (uint32_t i = 0; i < ni; ++i) {
+    const fb::Input* in = m->inputs()->Get(i);
+    if (!isfinite(in->mean()) || !FiniteScale(in->std()))
+      return SetError(MTAN_ERROR_QUANTIZATION, "input %u '%s': mean %g / std %g must be finite, "
+                      "std positive", i, in->name() ? in->name()->c_str() : "",
+                      static_cast<double>(in->mean()), static_cast<double>(in->std()));
+  }
+  const int32_t it = m->input_tensor();
+  if (it < 0 || static_cast<uint32_t>(it) >= nt)
+    return SetError(MTAN_ERROR_INDEX, "input tensor index %d out of range", it);
+  if (!c.IsActivation(it) || c.T(it)->dtype() != fb::DType::FLOAT32 || c.Channels(it) != ni)
+    return SetError(MTAN_ERROR_SHAPE, "input tensor '%s' must be float32 [%u]", TensorName(m, it), ni);
+  for (uint32_t o = 0; o < no; ++o) MTAN_RETURN_IF_ERROR(c.CheckOperator(o));
+  uint32_t total = 0;
+  for (uint32_t k = 0; k < nk; ++k) {
+    uint32_t size = 0;
+    MTAN_RETURN_IF_ERROR(c.CheckTask(k, &size));
+    total += size;
+  }
+  MTAN_RETURN_IF_ERROR(c.CheckMemoryPlan());
+  uint32_t max_golden_rows = 0;
+  for (uint32_t g = 0; m->golden() && g < m->golden()->size(); ++g) {
+    const fb::GoldenCase* gc = m->golden()->Get(g);
+    const uint64_t rows = gc->rows();
+    if (rows == 0 || rows > MTAN_MAX_BATCH || !gc->input() || !gc->output() ||
+        gc->input()->size() != rows * ni || gc->output()->size() != rows * total ||
+        !isfinite(gc->tolerance()) || gc->tolerance() < 0)
+      return SetError(MTAN_ERROR_SHAPE, "golden case %u: %llu rows do not match its %u inputs / "
+                      "%u outputs, or its tolerance is invalid", g,
+                      static_cast<unsigned long long>(rows), gc->input() ? gc->input()->size() : 0,
+                      gc->output() ? gc->output()->size() : 0);
+    if (rows > max_golden_rows) max_golden_rows = static_cast<uint32_t>(rows);
+  }
+  view->fb = m;
+  view->num_tensors = nt;
+  view->num_ops = no;
+  view->num_tasks = nk;
+  view->num_inputs = ni;
+  view->output_floats_all = total;
+  view->max_golden_rows = max_golden_rows;
+  return MTAN_OK;
+}
+
+}  // namespace mtan

@@ -1,0 +1,99 @@
+#include "test_models.h"
+
+#include <cmath>
+
+#include "doctest/doctest.h"
+
+namespace mtan::test {
+namespace {
+
+host::Dense RandomDense(std::mt19937& rng, int in, int out) {
+  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+  host::Dense d;
+  d.in = in;
+  d.out = out;
+  d.w.resize(static_cast<size_t>(in) * out);
+  d.b.resize(out);
+  for (float& v : d.w) v = n(rng);
+  for (float& v : d.b) v = 0.1f * n(rng);
+  return d;
+}
+
+}  // namespace
+
+host::MtanWeights RandomMtan(uint32_t seed, int features) {
+  std::mt19937 rng(seed);
+  host::MtanWeights w;
+  for (int i = 0; i < features; ++i) {
+    w.feature_names.push_back("f" + std::to_string(i));
+    w.mean.push_back(i % 3 == 0 ? 50.0f : (i % 3 == 1 ? 0.5f : 3.0f));  // price, flag, count
+    w.stddev.push_back(i % 3 == 0 ? 40.0f : (i % 3 == 1 ? 0.5f : 2.0f));
+  }
+  w.trunks.push_back({RandomDense(rng, features, 32), RandomDense(rng, 32, 16)});
+  const char* names[3] = {"click", "category", "spend"};
+  const fb::TaskKind kinds[3] = {fb::TaskKind::BINARY, fb::TaskKind::MULTICLASS,
+                                 fb::TaskKind::REGRESSION};
+  const int outs[3] = {1, 4, 1};
+  for (int t = 0; t < 3; ++t) {
+    host::TaskHead h;
+    h.name = names[t];
+    h.kind = kinds[t];
+    if (t == 1) h.class_names = {"a", "b", "c", "d"};
+    if (t == 2) h.transform = fb::OutputTransform::EXPM1;
+    h.has_mask = true;
+    h.mask_down = RandomDense(rng, 16, 8);
+    h.mask_up = RandomDense(rng, 8, 16);
+    h.task = RandomDense(rng, 16, 12);
+    h.has_cross = true;
+    h.att = RandomDense(rng, 12, 6);
+    h.att_score = RandomDense(rng, 6, 1);
+    h.head = RandomDense(rng, 12, outs[t]);
+    w.tasks.push_back(std::move(h));
+  }
+  return w;
+}
+
+std::vector<float> RandomRows(uint32_t seed, int rows, int features) {
+  std::mt19937 rng(seed);
+  std::lognormal_distribution<float> price(3.5f, 0.8f);
+  std::bernoulli_distribution flag(0.5);
+  std::poisson_distribution<int> count(3.0);
+  std::vector<float> x(static_cast<size_t>(rows) * features);
+  for (int r = 0; r < rows; ++r)
+    for (int i = 0; i < features; ++i)
+      x[static_cast<size_t>(r) * features + i] =
+          i % 3 == 0 ? price(rng) : (i % 3 == 1 ? static_cast<float>(flag(rng)) : static_cast<float>(count(rng)));
+  return x;
+}
+
+fb::ModelT FloatModel(uint32_t seed) { return host::BuildFloatModel(RandomMtan(seed)); }
+
+fb::ModelT Int8Model(uint32_t seed) {
+  fb::ModelT f = FloatModel(seed);
+  const int n = 512;
+  std::vector<std::vector<float>> values;
+  std::string error;
+  REQUIRE_MESSAGE(host::CollectActivations(f, RandomRows(seed + 1, n), n, &values, &error), error);
+  std::vector<host::Range> ranges(values.size());
+  for (size_t t = 0; t < values.size(); ++t) {
+    for (float v : values[t]) {
+      ranges[t].min = std::min(ranges[t].min, v);
+      ranges[t].max = std::max(ranges[t].max, v);
+    }
+  }
+  return host::QuantizeModel(f, ranges);
+}
+
+Loaded::Loaded(const std::vector<uint8_t>& file, uint32_t max_batch, mtan_backend backend) {
+  status = rt.Load(file, max_batch, backend, nullptr);
+  model = rt.get();
+}
+
+std::vector<float> Loaded::Run(const std::vector<float>& rows, uint32_t n, int32_t task) {
+  std::vector<float> out;
+  std::string error;
+  REQUIRE_MESSAGE(rt.Run(rows.data(), n, task, &out, &error) == MTAN_OK, error);
+  return out;
+}
+
+}  // namespace mtan::test

@@ -1,0 +1,35 @@
+// Small MTAN-shaped models built in the tests with the real writer.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "model_io.h"
+#include "mtan/mtan.h"
+#include "quantize.h"
+
+namespace mtan::test {
+
+// 3 tasks (binary "click", multiclass "category" with 4 classes, regression
+// "spend" with log1p), 10 raw features on mismatched scales, masks and
+// cross-attention: every operator kind of the format.
+host::MtanWeights RandomMtan(uint32_t seed, int features = 10);
+
+// Raw feature rows in the ranges RandomMtan's standardisation expects.
+std::vector<float> RandomRows(uint32_t seed, int rows, int features = 10);
+
+fb::ModelT FloatModel(uint32_t seed);
+// Quantized with min/max ranges collected through the runtime's float path.
+fb::ModelT Int8Model(uint32_t seed);
+
+// A loaded model whose Run REQUIREs success.
+struct Loaded {
+  host::RuntimeModel rt;
+  mtan_model* model = nullptr;
+  mtan_status status = MTAN_OK;
+  Loaded(const std::vector<uint8_t>& file, uint32_t max_batch, mtan_backend backend);
+  std::vector<float> Run(const std::vector<float>& rows, uint32_t n, int32_t task);
+};
+
+}  // namespace mtan::test
