@@ -297,6 +297,9 @@ struct Checker {
       if (o >= num_ops || (i > 0 && o <= plan->Get(i - 1)))
         return SetError(MTAN_ERROR_TASK, "task '%s': plan entry %u (operator %u) out of range or "
                         "not ascending", name, i, o);
+    }
+    for (uint32_t i = 0; i < plan->size(); ++i) {
+      const uint32_t o = plan->Get(i);
       const fb::Operator* op = m->operators()->Get(o);
       for (uint32_t j = 0; j < op->inputs()->size(); ++j) {
         const int32_t t = op->inputs()->Get(j);

@@ -232,7 +232,10 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
   m.version_major = MTAN_VERSION_MAJOR;
   m.version_minor = MTAN_VERSION_MINOR;
   m.max_batch = max_batch;
+  return SealModel(m);
+}
 
+std::vector<uint8_t> SealModel(fb::ModelT& m) {
   flatbuffers::FlatBufferBuilder fbb(1 << 16);
   fb::FinishModelBuffer(fbb, fb::Model::Pack(fbb, &m));
   std::vector<uint8_t> out(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());

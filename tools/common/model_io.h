@@ -56,6 +56,10 @@ fb::ModelT BuildFloatModel(const MtanWeights& w);
 // bytes, so that all of a run's tensors can be read afterwards (calibration).
 std::vector<uint8_t> FinishModel(fb::ModelT& model, uint32_t max_batch, bool reuse_memory = true);
 
+// Serializes as is (no planning) and appends the checksum footer. Tests use
+// it to write deliberately broken plans.
+std::vector<uint8_t> SealModel(fb::ModelT& model);
+
 // 16-byte aligned bytes of a model file (weights are read in place).
 class ModelBytes {
  public:

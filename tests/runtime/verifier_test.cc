@@ -1,0 +1,222 @@
+// Crafted bad files, one per check: each gets its specific status and a
+// message, never a crash. Files are sealed with a valid checksum (unless the
+// test is about the checksum) so that the check under test is the one hit.
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "doctest/doctest.h"
+#include "format.h"
+#include "test_models.h"
+
+using namespace mtan;
+
+namespace {
+
+mtan_status Verify(const std::vector<uint8_t>& file) {
+  REQUIRE(mtan_init() == MTAN_OK);
+  const host::ModelBytes bytes(file);
+  size_t need = 0;
+  return mtan_arena_size(bytes.data(), bytes.size(), nullptr, &need);
+}
+
+// Builds a valid planned model, applies `edit`, seals it without re-planning.
+std::vector<uint8_t> Broken(bool int8, const std::function<void(fb::ModelT&)>& edit) {
+  fb::ModelT m = int8 ? test::Int8Model(3) : test::FloatModel(3);
+  host::FinishModel(m, 8);
+  edit(m);
+  return host::SealModel(m);
+}
+
+void Expect(const std::vector<uint8_t>& file, mtan_status want, const char* message_part) {
+  const mtan_status got = Verify(file);
+  CHECK_MESSAGE(got == want, mtan_status_string(got) << ": " << mtan_last_error());
+  CHECK_MESSAGE(std::strstr(mtan_last_error(), message_part) != nullptr, std::string(mtan_last_error()));
+}
+
+int FindTensor(const fb::ModelT& m, const std::string& name) {
+  for (size_t i = 0; i < m.tensors.size(); ++i)
+    if (m.tensors[i]->name == name) return static_cast<int>(i);
+  FAIL("no tensor " << name);
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("a valid model verifies") {
+  CHECK(Verify(Broken(false, [](fb::ModelT&) {})) == MTAN_OK);
+  CHECK(Verify(Broken(true, [](fb::ModelT&) {})) == MTAN_OK);
+}
+
+TEST_CASE("container: empty, truncated, wrong identifier, checksum, trailing bytes") {
+  const auto good = Broken(false, [](fb::ModelT&) {});
+  Expect({}, MTAN_ERROR_TRUNCATED, "shorter");
+  Expect(std::vector<uint8_t>(good.begin(), good.begin() + 8), MTAN_ERROR_TRUNCATED, "shorter");
+  Expect(std::vector<uint8_t>(good.begin(), good.begin() + good.size() / 2), MTAN_ERROR_TRUNCATED,
+         "truncated");
+  auto wrong_id = good;
+  wrong_id[4] = 'X';
+  Expect(wrong_id, MTAN_ERROR_BAD_IDENTIFIER, "identifier");
+  auto flipped = good;
+  flipped[good.size() / 2] ^= 0x40;
+  Expect(flipped, MTAN_ERROR_CHECKSUM, "corrupted");
+  auto longer = good;
+  longer.push_back(0);
+  Expect(longer, MTAN_ERROR_TRUNCATED, "trailing");
+}
+
+TEST_CASE("a FlatBuffer the verifier rejects, with a valid checksum") {
+  auto file = Broken(false, [](fb::ModelT&) {});
+  const uint32_t huge = 0x7ffffff0u;  // root table offset far outside the file
+  std::memcpy(file.data(), &huge, 4);
+  Footer footer;
+  std::memcpy(&footer, file.data() + file.size() - kFooterBytes, kFooterBytes);
+  footer.checksum = Checksum64(file.data(), footer.flatbuffer_bytes);
+  std::memcpy(file.data() + file.size() - kFooterBytes, &footer, kFooterBytes);
+  Expect(file, MTAN_ERROR_MALFORMED, "verifier");
+}
+
+TEST_CASE("a newer major version is refused") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.version_major = MTAN_VERSION_MAJOR + 1; }),
+         MTAN_ERROR_VERSION, "newer");
+}
+
+TEST_CASE("indices out of range") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[3]->inputs[0] = 100000; }),
+         MTAN_ERROR_INDEX, "out of range");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[3]->inputs[0] = -1; }), MTAN_ERROR_INDEX,
+         "tensor -1");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[5]->buffer = 99999; }), MTAN_ERROR_INDEX,
+         "buffer 99999");
+  Expect(Broken(false, [](fb::ModelT& m) { m.input_tensor = 77777; }), MTAN_ERROR_INDEX,
+         "input tensor");
+}
+
+TEST_CASE("quantization: zero, NaN, infinite scale, zero point out of range") {
+  for (float bad : {0.0f, std::nanf(""), INFINITY, -1.0f}) {
+    Expect(Broken(true, [&](fb::ModelT& m) {
+             m.tensors[FindTensor(m, "trunk0.fc1")]->quantization->scale[0] = bad;
+           }),
+           MTAN_ERROR_QUANTIZATION, "not finite and positive");
+  }
+  Expect(Broken(true, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "trunk0.fc1")]->quantization->zero_point[0] = 300;
+         }),
+         MTAN_ERROR_QUANTIZATION, "outside int8");
+  Expect(Broken(true, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "click.mask.logistic")]->quantization->scale[0] = 0.01f;
+         }),
+         MTAN_ERROR_QUANTIZATION, "must have scale");
+  Expect(Broken(true, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "trunk0.fc1.weight")]->quantization->zero_point[0] = 3;
+         }),
+         MTAN_ERROR_QUANTIZATION, "symmetric");
+  Expect(Broken(false, [](fb::ModelT& m) { m.inputs[2]->std = 0.0f; }), MTAN_ERROR_QUANTIZATION,
+         "std");
+}
+
+TEST_CASE("shapes: huge dimension, overflowing product, rank") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc1")]->shape[0] = 1 << 22; }),
+         MTAN_ERROR_SHAPE, "dimension 0 is 4194304");
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "trunk0.fc1.weight")]->shape = {1 << 20, 1 << 20, 1 << 20};
+         }),
+         MTAN_ERROR_SHAPE, "overflows");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc1.weight")]->shape = {}; }),
+         MTAN_ERROR_SHAPE, "rank 0");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc1.weight")]->shape = {32, 9}; }),
+         MTAN_ERROR_BUFFER, "needs");
+}
+
+TEST_CASE("buffers: shorter than the tensor, or missing") {
+  Expect(Broken(false, [](fb::ModelT& m) {
+           auto& t = *m.tensors[FindTensor(m, "trunk0.fc2.weight")];
+           m.buffers[t.buffer]->data.resize(m.buffers[t.buffer]->data.size() - 4);
+         }),
+         MTAN_ERROR_BUFFER, "trunk0.fc2.weight");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc2.bias")]->buffer = 0; m.tensors[FindTensor(m, "trunk0.fc2.bias")]->arena_offset = 1u << 30; }),
+         MTAN_ERROR_MEMORY_PLAN, "outside");
+}
+
+TEST_CASE("graph: a cycle, a tensor written twice, writing a constant") {
+  // Operator 1 (trunk0.fc1) reads the output of operator 2 (trunk0.fc2): a cycle.
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[1]->inputs[0] = m.operators[2]->outputs[0]; }),
+         MTAN_ERROR_GRAPH, "before any operator writes it");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[2]->outputs[0] = m.operators[1]->outputs[0]; }),
+         MTAN_ERROR_GRAPH, "written by operators");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[2]->outputs[0] = m.operators[2]->inputs[1]; }),
+         MTAN_ERROR_GRAPH, "constant");
+}
+
+TEST_CASE("operators: arity, dtypes, activation, unknown opcode") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[1]->inputs.pop_back(); }),
+         MTAN_ERROR_OPERATOR, "needs [x, weights, bias]");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[0]->activation = fb::Activation::RELU; }),
+         MTAN_ERROR_OPERATOR, "activation");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[1]->opcode = static_cast<fb::OpCode>(77); }),
+         MTAN_ERROR_OPERATOR, "unknown opcode");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[0]->opcode = fb::OpCode::DEQUANTIZE; }),
+         MTAN_ERROR_OPERATOR, "int8 -> float32");
+  Expect(Broken(true, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "trunk0.fc1.bias")]->dtype = fb::DType::INT8;
+         }),
+         MTAN_ERROR_BUFFER, "trunk0.fc1.bias");
+}
+
+TEST_CASE("tasks: no output, wrong size, bad plan, transform on a binary task") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->output = -1; }), MTAN_ERROR_TASK,
+         "no output tensor");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->output = m.input_tensor; }), MTAN_ERROR_TASK,
+         "not a float32 tensor written");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->plan.erase(m.tasks[0]->plan.begin() + 1); }),
+         MTAN_ERROR_TASK, "without the operator");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->plan.clear(); }), MTAN_ERROR_TASK, "no plan");
+  Expect(Broken(false, [](fb::ModelT& m) { std::swap(m.tasks[0]->plan[0], m.tasks[0]->plan[1]); }),
+         MTAN_ERROR_TASK, "not ascending");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->transform = fb::OutputTransform::EXPM1; }),
+         MTAN_ERROR_TASK, "regression only");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[1]->class_names.push_back("extra"); }),
+         MTAN_ERROR_TASK, "class names");
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->output = m.tasks[1]->output; }),
+         MTAN_ERROR_TASK, "BINARY output has 4 values");
+}
+
+TEST_CASE("memory plan: live tensors sharing bytes") {
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "trunk0.fc2")]->arena_offset =
+               m.tensors[FindTensor(m, "trunk0.fc1")]->arena_offset;
+         }),
+         MTAN_ERROR_MEMORY_PLAN, "share arena bytes");
+}
+
+TEST_CASE("limits and golden cases") {
+  Expect(Broken(false, [](fb::ModelT& m) { m.max_batch = MTAN_MAX_BATCH + 1; }), MTAN_ERROR_LIMIT,
+         "max_batch");
+  Expect(Broken(false, [](fb::ModelT& m) {
+           for (int i = 0; i < MTAN_MAX_TASKS; ++i) {
+             auto t = std::make_unique<fb::TaskT>(*m.tasks[0]);
+             m.tasks.push_back(std::move(t));
+           }
+         }),
+         MTAN_ERROR_LIMIT, "tasks");
+  Expect(Broken(false, [](fb::ModelT& m) {
+           auto g = std::make_unique<fb::GoldenCaseT>();
+           g->rows = 2;
+           g->input.assign(3, 0.0f);
+           g->output.assign(12, 0.0f);
+           m.golden.push_back(std::move(g));
+         }),
+         MTAN_ERROR_SHAPE, "golden case 0");
+}
+
+TEST_CASE("misaligned or missing model data") {
+  REQUIRE(mtan_init() == MTAN_OK);
+  const auto good = Broken(false, [](fb::ModelT&) {});
+  std::vector<uint8_t> shifted(good.size() + 16);
+  const host::ModelBytes aligned(shifted);
+  std::memcpy(const_cast<uint8_t*>(aligned.data()) + 4, good.data(), good.size());
+  size_t need = 0;
+  CHECK(mtan_arena_size(aligned.data() + 4, good.size(), nullptr, &need) == MTAN_ERROR_INVALID_ARGUMENT);
+  CHECK(mtan_arena_size(nullptr, 100, nullptr, &need) == MTAN_ERROR_INVALID_ARGUMENT);
+  CHECK(mtan_arena_size(aligned.data(), good.size(), nullptr, nullptr) == MTAN_ERROR_INVALID_ARGUMENT);
+}
