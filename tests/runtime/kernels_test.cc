@@ -249,3 +249,27 @@ TEST_CASE("reference-only kernels match their definitions") {
   REQUIRE(RunReference(dq, 1, nullptr, nullptr) == MTAN_OK);
   CHECK(d == std::vector<float>{-65.0f, -1.0f, 62.5f});
 }
+
+TEST_CASE("an XNNPACK failure at run time is MTAN_ERROR_BACKEND") {
+  std::vector<float> x(8 + 4), w(4), b(1), y(8);
+  OpState op{};
+  op.code = fb::OpCode::FULLY_CONNECTED;
+  op.in_channels = 4;
+  op.out_channels = 1;
+  op.in0 = x.data();
+  op.out = y.data();
+  op.weights = w.data();
+  op.bias = b.data();
+  std::vector<uint8_t> storage(1 << 16);
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+  XnnArena arena{base, storage.size() - 64, 0, false};
+  REQUIRE(mtan_init() == MTAN_OK);
+  GlobalLock();
+  REQUIRE(XnnpackCreate(&op, &arena, "fc") == MTAN_OK);
+  GlobalUnlock();
+  // Pretend it was set up: XNNPACK refuses to run an operator never set up.
+  op.setup_batch = 2;
+  CHECK(XnnpackRun(&op, 2, nullptr) == MTAN_ERROR_BACKEND);
+  CHECK(std::string(mtan_last_error()).find("XNNPACK failed to run") != std::string::npos);
+  XnnpackDelete(&op);
+}

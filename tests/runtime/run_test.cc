@@ -90,3 +90,17 @@ TEST_CASE("status strings and unloaded models") {
   uint32_t n = 0;
   CHECK(mtan_task_count(nullptr, &n) == MTAN_ERROR_INVALID_ARGUMENT);
 }
+
+TEST_CASE("XNNPACK refusing a model's parameters is MTAN_ERROR_UNSUPPORTED; the reference runs it") {
+  fb::ModelT q = test::Int8Model(6);
+  // A requantization scale s_x * s_w / s_y of about 1e4: valid int8 arithmetic
+  // that XNNPACK's qc8 convolution does not accept (it needs < 256).
+  for (auto& t : q.tensors)
+    if (t->name == "trunk0.fc1") t->quantization->scale[0] = 1e-7f;
+  const auto file = host::FinishModel(q, 4);
+  test::Loaded x(file, 4, MTAN_BACKEND_XNNPACK);
+  CHECK(x.status == MTAN_ERROR_UNSUPPORTED);
+  CHECK(std::string(mtan_last_error()).find("trunk0.fc1") != std::string::npos);
+  test::Loaded r(file, 4, MTAN_BACKEND_REFERENCE);
+  CHECK(r.status == MTAN_OK);
+}
