@@ -1,0 +1,186 @@
+// libtorch tests: the export round trip through the runtime, a tiny training
+// run, and the uncertainty loss in tensor form.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "dataset.h"
+#include "loss_weights.h"
+#include "model.h"
+#include "model_io.h"
+#include "rng.h"
+#include "train.h"
+
+using namespace mtan::trainer;
+namespace host = mtan::host;
+
+namespace {
+
+host::Spec ThreeTaskSpec() {
+  host::Spec spec;
+  std::string err;
+  const bool ok = host::ParseSpec(R"({"tasks": [
+      {"name": "click", "kind": "binary"},
+      {"name": "category", "kind": "multiclass", "classes": 3},
+      {"name": "spend", "kind": "regression", "transform": "log1p"}]})",
+                                  "spec", &spec, &err);
+  REQUIRE_MESSAGE(ok, err);
+  return spec;
+}
+
+}  // namespace
+
+TEST_SUITE("export") {
+
+TEST_CASE("every architecture's export runs on the runtime like the trainer, within 1e-4") {
+  const host::Spec spec = ThreeTaskSpec();
+  const int F = 7, N = 300;
+  Rng rng(7);
+  std::vector<float> mean(F), stddev(F), x(N * F);
+  for (int j = 0; j < F; ++j) {
+    mean[j] = static_cast<float>(10 * rng.Normal());
+    stddev[j] = static_cast<float>(0.5 + 5 * rng.Uniform());
+  }
+  for (int i = 0; i < N * F; ++i) x[i] = mean[i % F] + stddev[i % F] * static_cast<float>(rng.Normal());
+  std::vector<std::string> names;
+  for (int j = 0; j < F; ++j) names.push_back("f" + std::to_string(j));
+  const std::vector<LabelScale> scales = {{}, {}, {3.1, 0.7}};
+  for (Arch arch : {Arch::kMtan, Arch::kMtanMask, Arch::kMtanCross, Arch::kSharedBottom, Arch::kSingle}) {
+    CAPTURE(ArchName(arch));
+    torch::manual_seed(3);
+    ModelConfig c;
+    c.arch = arch;
+    c.inputs = F;
+    c.trunk = {24, 16};
+    c.mask_hidden = 8;
+    c.task_width = 12;
+    c.att_hidden = 6;
+    c.outputs = {1, 3, 1};
+    MtanNet net(c);
+    net->eval();
+    host::MtanWeights w;
+    ExportWeights(net, spec, names, mean, stddev, scales, &w);
+    mtan::fb::ModelT model = host::BuildFloatModel(w);
+    const std::vector<uint8_t> bytes = host::FinishModel(model, 64);
+    host::RuntimeModel runtime;
+    std::string err;
+    REQUIRE_MESSAGE(runtime.Load(bytes, 0, MTAN_BACKEND_DEFAULT, &err) == MTAN_OK, err);
+    std::vector<float> got;
+    REQUIRE_MESSAGE(runtime.Run(x.data(), N, MTAN_ALL_TASKS, &got, &err) == MTAN_OK, err);
+    torch::Tensor want = RuntimeEquivalentOutputs(
+        net, spec, torch::from_blob(x.data(), {N, F}), torch::from_blob(mean.data(), {F}),
+        torch::from_blob(stddev.data(), {F}), scales).contiguous();
+    REQUIRE(static_cast<size_t>(want.numel()) == got.size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double a = want.data_ptr<float>()[i];
+      worst = std::max(worst, std::fabs(a - got[i]) / std::max(1.0, std::fabs(a)));
+    }
+    CHECK(worst < 1e-4);
+  }
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("loss_tensor") {
+
+TEST_CASE("the tensor uncertainty loss is the formula, with its gradient") {
+  for (auto type : {host::TaskType::kBinary, host::TaskType::kRegression}) {
+    torch::Tensor s = torch::full({}, 0.3, torch::requires_grad());
+    torch::Tensor v = UncertaintyWeighted(type, torch::full({}, 1.7), s);
+    v.backward();
+    CHECK(v.item<double>() == doctest::Approx(UncertaintyTerm(type, 1.7, 0.3)).epsilon(1e-6));
+    CHECK(s.grad().item<double>() == doctest::Approx(UncertaintyTermGrad(type, 1.7, 0.3)).epsilon(1e-5));
+  }
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("training") {
+
+// Toy data: click = [a + b > 0], category = argmax(a, b, -a - b), spend =
+// exp(1 + a) for about half of the rows; c is noise at a large scale.
+void WriteToy(const std::filesystem::path& path, int rows, uint64_t seed) {
+  Rng rng(seed);
+  std::ofstream out(path);
+  out << "a,b,c,click,category,spend\n";
+  for (int i = 0; i < rows; ++i) {
+    const double a = rng.Normal(), b = rng.Normal(), c = 1000 + 300 * rng.Normal();
+    const double s[3] = {a, b, -a - b};
+    const int k = static_cast<int>(std::max_element(s, s + 3) - s);
+    out << a << "," << b << "," << c << "," << (a + b > 0) << "," << k << ",";
+    if (rng.Bernoulli(0.5)) out << std::exp(1 + a);
+    out << "\n";
+  }
+}
+
+nlohmann::json Train(const std::filesystem::path& dir, const std::string& name,
+                     const std::string& arch, const std::string& weighting) {
+  TrainOptions o;
+  o.train_csv = (dir / "train.csv").string();
+  o.val_csv = (dir / "val.csv").string();
+  o.spec_path = (dir / "tasks.json").string();
+  o.out_model = (dir / (name + ".mtan")).string();
+  o.report_dir = (dir / name).string();
+  o.arch = arch;
+  o.loss_weights = weighting;
+  o.trunk = {32, 16};
+  o.mask_hidden = 8;
+  o.task_width = 16;
+  o.att_hidden = 8;
+  o.epochs = 12;
+  o.batch = 64;
+  o.lr = 5e-3;
+  o.patience = 12;
+  o.quiet = true;
+  o.plots = false;
+  REQUIRE(RunTraining(o) == 0);
+  std::ifstream in(dir / name / "metrics.json");
+  return nlohmann::json::parse(in);
+}
+
+TEST_CASE("a tiny run learns a separable toy task, deterministically, and exports") {
+  const auto dir = std::filesystem::temp_directory_path() / "mtan_tiny_training";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  WriteToy(dir / "train.csv", 3000, 1);
+  WriteToy(dir / "val.csv", 1000, 2);
+  std::ofstream(dir / "tasks.json") << R"({"tasks": [
+      {"name": "click", "kind": "binary"},
+      {"name": "category", "kind": "multiclass", "classes": 3},
+      {"name": "spend", "kind": "regression", "transform": "log1p"}]})";
+  const auto r = Train(dir, "mtan", "mtan", "equal");
+  CHECK(r["val"]["click"]["auc"].get<double>() > 0.98);
+  CHECK(r["val"]["category"]["accuracy"].get<double>() > 0.85);
+  CHECK(r["val"]["spend"]["nmse"].get<double>() < 0.1);
+  CHECK(r["export"]["max_rel_diff_vs_runtime"].get<double>() < 1e-4);
+  CHECK(r["alpha"]["matrix"].size() == 3);
+  CHECK(std::filesystem::exists(dir / "mtan.mtan"));
+  // The same seed gives the same result.
+  const auto again = Train(dir, "mtan_again", "mtan", "equal");
+  CHECK(again["val"] == r["val"]);
+  // The loss weightings and the baseline train too.
+  const auto u = Train(dir, "uncertainty", "shared-bottom", "uncertainty");
+  CHECK(u["val"]["click"]["auc"].get<double>() > 0.97);
+  CHECK(u["epochs"][0].contains("log_var"));
+  const auto d = Train(dir, "dwa", "single", "dwa");
+  CHECK(d["val"]["click"]["auc"].get<double>() > 0.97);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("bad inputs fail with a message, not an exception") {
+  TrainOptions o;
+  o.train_csv = "/nonexistent/train.csv";
+  o.val_csv = o.train_csv;
+  o.spec_path = "/nonexistent/tasks.json";
+  o.out_model = "/tmp/x.mtan";
+  CHECK(RunTraining(o) == 1);
+  o.arch = "mmoe";
+  CHECK(RunTraining(o) == 1);
+}
+
+}  // TEST_SUITE

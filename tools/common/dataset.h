@@ -1,0 +1,84 @@
+// Reading training / evaluation data: a CSV file with a header row plus a
+// task spec in JSON. Shared by mtan-train, mtan-eval and mtan-convert.
+// Host only. Errors are returned as values: every function returns false and
+// fills *error with a message that names the file, line and column.
+//
+// Spec (JSON):
+//   {"features": ["price", "age"],            // optional: default = every
+//                                              // column that is not a label
+//    "tasks": [
+//      {"name": "click", "kind": "binary", "label": "click"},
+//      {"name": "category", "kind": "multiclass", "label": "category",
+//       "classes": 5, "class_names": ["fashion", "home", ...]},   // names optional
+//      {"name": "spend", "kind": "regression", "label": "spend",
+//       "transform": "log1p"}]}                // optional, regression only
+//
+// CSV: comma separated, first row is the header; a UTF-8 byte order mark and
+// CRLF line ends are accepted; fields may be double-quoted ("" escapes a
+// quote) but may not span lines; blank lines are skipped. Feature cells must
+// be finite numbers. An empty label cell means the task is not observed on
+// that row. Binary labels are 0 or 1; multiclass labels are a class index
+// 0..classes-1 or one of class_names; regression labels are finite numbers
+// (> -1 with log1p).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mtan::host {
+
+enum class TaskType { kBinary, kMulticlass, kRegression };
+
+// "binary", "multiclass", "regression".
+const char* TaskTypeName(TaskType type);
+
+struct TaskSpec {
+  std::string name;
+  TaskType type = TaskType::kBinary;
+  std::string label;                     // CSV column holding the label
+  int classes = 1;                       // outputs per row: K for multiclass, else 1
+  std::vector<std::string> class_names;  // multiclass only; empty or `classes` names
+  bool log1p = false;                    // regression: model space is log1p(label)
+};
+
+struct Spec {
+  std::vector<std::string> features;  // empty: every non-label column, in CSV order
+  std::vector<TaskSpec> tasks;
+};
+
+// Parses spec JSON text; `source` names it in messages (usually the path).
+bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
+               std::string* error);
+bool LoadSpec(const std::string& path, Spec* spec, std::string* error);
+
+struct TaskLabels {
+  // One value per row, in the task's model space: 0/1, the class index, or the
+  // regression label (log1p-transformed when the spec says so). 0 where the
+  // label is unobserved.
+  std::vector<float> value;
+  std::vector<uint8_t> observed;  // 1 where the label cell was not empty
+  int64_t observed_rows = 0;
+};
+
+struct Dataset {
+  int64_t rows = 0;
+  std::vector<std::string> features;  // resolved feature columns, in model order
+  std::vector<float> x;               // rows x features, raw (not standardised)
+  std::vector<TaskLabels> labels;     // one per Spec::tasks entry
+};
+
+// Parses CSV text against `spec`; `source` names it in messages.
+bool ParseCsv(const std::string& text, const std::string& source, const Spec& spec,
+              Dataset* data, std::string* error);
+bool LoadCsv(const std::string& path, const Spec& spec, Dataset* data, std::string* error);
+
+// Reads a whole file; false with a message naming the path.
+bool ReadTextFile(const std::string& path, std::string* text, std::string* error);
+
+// The model-space value of a raw regression label, and back (log1p / expm1
+// or identity). Used by evaluators that get currency units from the runtime.
+double ToModelSpace(const TaskSpec& task, double raw);
+double FromModelSpace(const TaskSpec& task, double value);
+
+}  // namespace mtan::host
