@@ -3,21 +3,55 @@
 // MTAN_WITH_XNNPACK=OFF build. Int8 arithmetic follows XNNPACK's: int32
 // accumulation, then float requantization rounded to nearest-even.
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 
 namespace mtan {
 namespace {
 
-inline int8_t SaturateS8(long v, int32_t lo, int32_t hi) {
-  return static_cast<int8_t>(v < lo ? lo : (v > hi ? hi : v));
+// Clamps to [lo - zp, hi - zp] in float, rounds to nearest-even with the
+// 1.5 * 2^23 magic bias (as XNNPACK's fp32 requantization does; exact for
+// |v| < 2^22, and branch-free so loops vectorize), then adds the zero point.
+inline int8_t Requantize(float v, int32_t zp, int32_t lo, int32_t hi) {
+  const float lo_f = static_cast<float>(lo - zp), hi_f = static_cast<float>(hi - zp);
+  v = v < lo_f ? lo_f : v;
+  v = v > hi_f ? hi_f : v;
+  const float rounded = (v + 12582912.0f) - 12582912.0f;
+  return static_cast<int8_t>(static_cast<int32_t>(rounded) + zp);
 }
 
-inline int8_t Requantize(float v, int32_t zp, int32_t lo, int32_t hi) {
-  // Clamp in float first so that lrintf never sees a value beyond long.
-  const float lo_f = static_cast<float>(lo - zp), hi_f = static_cast<float>(hi - zp);
-  v = v < lo_f ? lo_f : (v > hi_f ? hi_f : v);
-  return SaturateS8(lrintf(v) + zp, lo, hi);
+// exp(x) for x in [-87, 0]: range reduction to 2^n * e^r, |r| <= ln2/2,
+// and a degree-6 polynomial; relative error ~2e-7. Branch-free so that the
+// loops calling it vectorize (libm's tanhf does not, and costs ~10x).
+inline float ExpNonPositive(float x) {
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
+  const float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+
+// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); absolute error ~1e-7.
+inline float TanhF32(float x) {
+  // |x| clamped to 9 (tanh(9) rounds to 1) on the bits: for non-negative
+  // floats integer order is float order, and an integer min vectorizes.
+  int32_t bits;
+  memcpy(&bits, &x, 4);
+  bits &= 0x7fffffff;
+  bits = bits < 0x41100000 ? bits : 0x41100000;
+  float a;
+  memcpy(&a, &bits, 4);
+  const float e = ExpNonPositive(-2.0f * a);
+  return copysignf((1.0f - e) / (1.0f + e), x);
 }
 
 mtan_status QuantizeRows(const OpState& op, uint32_t batch, const float* rows,
@@ -114,8 +148,8 @@ void ElementwiseF32(const OpState& op, uint32_t batch) {
   switch (op.code) {
     case fb::OpCode::MUL: for (size_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; break;
     case fb::OpCode::ADD: for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; break;
-    case fb::OpCode::LOGISTIC: for (size_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + expf(-a[i])); break;
-    case fb::OpCode::TANH: for (size_t i = 0; i < n; ++i) y[i] = tanhf(a[i]); break;
+    case fb::OpCode::LOGISTIC: for (size_t i = 0; i < n; ++i) y[i] = 0.5f + 0.5f * TanhF32(0.5f * a[i]); break;
+    case fb::OpCode::TANH: for (size_t i = 0; i < n; ++i) y[i] = TanhF32(a[i]); break;
     default: break;
   }
 }
@@ -125,7 +159,7 @@ void ElementwiseF32(const OpState& op, uint32_t batch) {
 void AttentionPool(const OpState& op, uint32_t batch) {
   const uint32_t t = op.pool_inputs / 2, c = op.out_channels;
   for (uint32_t r = 0; r < batch; ++r) {
-    float e[MTAN_MAX_TASKS * 2];
+    float e[MTAN_MAX_TASKS];  // the verifier bounds T
     float max_e = -INFINITY;
     for (uint32_t s = 0; s < t; ++s) {
       e[s] = op.int8 ? op.pool_scales[s] *
@@ -140,23 +174,31 @@ void AttentionPool(const OpState& op, uint32_t batch) {
       sum += e[s];
     }
     for (uint32_t s = 0; s < t; ++s) e[s] /= sum;
-    if (op.int8) {
-      int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * c;
-      for (uint32_t k = 0; k < c; ++k) {
-        float acc = 0.0f;
-        for (uint32_t s = 0; s < t; ++s) {
-          const int8_t* z = static_cast<const int8_t*>(op.pool_ptrs[t + s]) + static_cast<size_t>(r) * c;
-          acc += e[s] * op.pool_scales[t + s] * static_cast<float>(z[k] - op.pool_zps[t + s]);
+    // Accumulate value by value (contiguous), in float, a block at a time.
+    constexpr uint32_t kBlock = 256;
+    float acc[kBlock];
+    for (uint32_t k0 = 0; k0 < c; k0 += kBlock) {
+      const uint32_t m = c - k0 < kBlock ? c - k0 : kBlock;
+      for (uint32_t k = 0; k < m; ++k) acc[k] = 0.0f;
+      for (uint32_t s = 0; s < t; ++s) {
+        const size_t at = static_cast<size_t>(r) * c + k0;
+        if (op.int8) {
+          const int8_t* z = static_cast<const int8_t*>(op.pool_ptrs[t + s]) + at;
+          const float w = e[s] * op.pool_scales[t + s];
+          const int32_t zp = op.pool_zps[t + s];
+          for (uint32_t k = 0; k < m; ++k) acc[k] += w * static_cast<float>(z[k] - zp);
+        } else {
+          const float* z = static_cast<const float*>(op.pool_ptrs[t + s]) + at;
+          for (uint32_t k = 0; k < m; ++k) acc[k] += e[s] * z[k];
         }
-        y[k] = Requantize(acc / op.scale_out, op.zp_out, -128, 127);
       }
-    } else {
-      float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * c;
-      for (uint32_t k = 0; k < c; ++k) {
-        float acc = 0.0f;
-        for (uint32_t s = 0; s < t; ++s)
-          acc += e[s] * static_cast<const float*>(op.pool_ptrs[t + s])[static_cast<size_t>(r) * c + k];
-        y[k] = acc;
+      if (op.int8) {
+        int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * c + k0;
+        const float inv = 1.0f / op.scale_out;
+        for (uint32_t k = 0; k < m; ++k) y[k] = Requantize(acc[k] * inv, op.zp_out, -128, 127);
+      } else {
+        float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * c + k0;
+        for (uint32_t k = 0; k < m; ++k) y[k] = acc[k];
       }
     }
   }

@@ -232,7 +232,8 @@ struct Checker {
         break;
       case fb::OpCode::ATTENTION_POOL: {
         const uint32_t n = ins->size();
-        if (n < 2 || n % 2 != 0) return Fail(o, "needs T scores then T values");
+        if (n < 2 || n % 2 != 0 || n / 2 > MTAN_MAX_TASKS)
+          return Fail(o, "needs T scores then T values, T at most MTAN_MAX_TASKS");
         for (uint32_t k = 0; k < n; ++k) {
           const uint32_t t = ins->Get(k);
           if (!IsActivation(t) || T(t)->dtype() != yd || yd == fb::DType::INT32)

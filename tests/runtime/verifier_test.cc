@@ -157,6 +157,15 @@ TEST_CASE("operators: arity, dtypes, activation, unknown opcode") {
          MTAN_ERROR_OPERATOR, "unknown opcode");
   Expect(Broken(false, [](fb::ModelT& m) { m.operators[0]->opcode = fb::OpCode::DEQUANTIZE; }),
          MTAN_ERROR_OPERATOR, "int8 -> float32");
+  Expect(Broken(false, [](fb::ModelT& m) {
+           for (auto& op : m.operators) {
+             if (op->opcode != fb::OpCode::ATTENTION_POOL) continue;
+             const auto in = op->inputs;  // 3 scores, 3 values -> 129 of each
+             op->inputs.clear();
+             for (int k = 0; k < 2 * (MTAN_MAX_TASKS + 1); ++k) op->inputs.push_back(in[k < MTAN_MAX_TASKS + 1 ? 0 : 3]);
+           }
+         }),
+         MTAN_ERROR_OPERATOR, "at most MTAN_MAX_TASKS");
   Expect(Broken(true, [](fb::ModelT& m) {
            m.tensors[FindTensor(m, "trunk0.fc1.bias")]->dtype = fb::DType::INT8;
          }),
