@@ -52,7 +52,12 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale
 }
 
 bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>& rows, uint32_t n,
-                        std::vector<std::vector<float>>* values, std::string* error) {
+                        std::vector<std::vector<float>>* values, std::string* error,
+                        const std::function<void(uint32_t, uint32_t)>& progress) {
+  if (n == 0) {
+    *error = "no calibration rows";
+    return false;
+  }
   fb::ModelT copy;
   {
     // A deep copy through the wire format keeps the caller's model untouched.
@@ -84,8 +89,10 @@ bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>&
       mtan_tensor_desc d;
       if (mtan_tensor_get(rt.get(), t, &d) != MTAN_OK || d.data == nullptr) continue;
       const float* p = static_cast<const float*>(d.data);
+      if (r0 == 0) (*values)[t].reserve(static_cast<size_t>(n) * d.channels);
       (*values)[t].insert((*values)[t].end(), p, p + static_cast<size_t>(b) * d.channels);
     }
+    if (progress) progress(r0 + b, n);
   }
   return true;
 }
@@ -254,6 +261,57 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     task->output = d;
   }
   return m;
+}
+
+float TaskLogitScale(const fb::ModelT& model, const fb::TaskT& task) {
+  auto producer = [&](int32_t t) -> const fb::OperatorT* {
+    for (const auto& op : model.operators)
+      if (!op->outputs.empty() && op->outputs[0] == t) return op.get();
+    return nullptr;
+  };
+  const fb::OperatorT* op = producer(task.output);
+  if (op != nullptr && (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::SOFTMAX))
+    op = producer(op->inputs.at(0));
+  if (op == nullptr || op->opcode != fb::OpCode::DEQUANTIZE) return 0.0f;
+  const auto& q = model.tensors.at(op->inputs.at(0))->quantization;
+  return q && !q->scale.empty() ? q->scale[0] : 0.0f;
+}
+
+float GoldenTolerance(const fb::ModelT& model, const float* outputs, uint32_t rows) {
+  // Float noise: XNNPACK's vectorised exp/sigmoid against libm, relative to
+  // the output's magnitude.
+  constexpr double kFloatNoise = 1e-5;
+  size_t per_row = 0;
+  for (const auto& task : model.tasks) per_row += TaskOutputSize(model, *task);
+  double tol = 0.0;
+  size_t offset = 0;
+  for (const auto& task : model.tasks) {
+    const int size = TaskOutputSize(model, *task);
+    const double s = TaskLogitScale(model, *task);
+    for (uint32_t r = 0; r < rows; ++r) {
+      for (int k = 0; k < size; ++k) {
+        const double y = outputs[r * per_row + offset + k];
+        double d = 0.0;
+        if (task->kind == fb::TaskKind::BINARY || task->kind == fb::TaskKind::MULTICLASS) {
+          // p = sigmoid(x), or softmax where every logit may move by one LSB
+          // (p's odds change by at most e^{2s}); one LSB moves p to the
+          // farther of these two.
+          const double p = std::clamp(y, 0.0, 1.0);
+          const double e = std::exp((task->kind == fb::TaskKind::BINARY ? 1.0 : 2.0) * s);
+          const double up = p * e / (p * e + (1.0 - p));
+          const double down = p / e / (p / e + (1.0 - p));
+          d = std::max(up - p, p - down);
+        } else if (task->transform == fb::OutputTransform::EXPM1) {
+          d = (y + 1.0) * std::expm1(s);  // expm1(v + s) - expm1(v)
+        } else {
+          d = s;
+        }
+        tol = std::max(tol, d + kFloatNoise * std::max(1.0, std::fabs(y)));
+      }
+    }
+    offset += size;
+  }
+  return static_cast<float>(tol);
 }
 
 }  // namespace mtan::host

@@ -1,0 +1,301 @@
+// The converter end to end on a small model: what it writes into the file,
+// the golden cases and the self-test, the report, and every bad input.
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "convert.h"
+#include "doctest/doctest.h"
+#include "fixture.h"
+
+using namespace mtan;
+
+namespace {
+
+convert::Options OptionsFor(const test::Fixture& fx, host::CalibrationMethod m) {
+  convert::Options o;
+  o.model_path = fx.float_model;
+  o.calib_path = fx.calib_csv;
+  o.spec_path = fx.spec_json;
+  o.out_path = fx.Path("model.mtan");
+  o.report_path = fx.Path("report.json");
+  o.method = m;
+  return o;
+}
+
+std::string Property(const fb::ModelT& m, const std::string& key) {
+  for (const auto& kv : m.metadata->properties)
+    if (kv->key == key) return kv->value;
+  return "";
+}
+
+double Metric(const fb::ModelT& m, const std::string& name) {
+  for (const auto& kv : m.metadata->metrics)
+    if (kv->name == name) return kv->value;
+  return NAN;
+}
+
+fb::ModelT Unpack(const std::vector<uint8_t>& bytes) {
+  fb::ModelT m;
+  std::string error;
+  REQUIRE_MESSAGE(host::UnpackModel(host::ModelBytes(bytes), &m, &error), error);
+  return m;
+}
+
+// Conversion fails with a message containing `want` and leaves no file.
+void ExpectFailure(const convert::Options& o, const std::string& want) {
+  convert::Report report;
+  std::string error;
+  CHECK_FALSE(convert::Convert(o, &report, &error));
+  CHECK_MESSAGE(error.find(want) != std::string::npos, "error: " << error << " (wanted: " << want << ")");
+  CHECK_FALSE(test::FileExists(o.out_path));
+  CHECK_FALSE(test::FileExists(o.out_path + ".tmp"));
+  CHECK_FALSE(test::FileExists(o.report_path));
+}
+
+}  // namespace
+
+TEST_CASE("convert: each calibration method gives a self-testing int8 model close to float") {
+  test::Fixture fx;
+  for (auto m : {host::CalibrationMethod::kMinMax, host::CalibrationMethod::kPercentile,
+                 host::CalibrationMethod::kMse, host::CalibrationMethod::kAuto}) {
+    CAPTURE(host::CalibrationMethodName(m));
+    convert::Options o = OptionsFor(fx, m);
+    o.max_batch = 32;
+    convert::Report report;
+    std::string error;
+    REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+    const auto bytes = test::ReadBytes(o.out_path);
+    const fb::ModelT q = Unpack(bytes);
+
+    // Int8 weights and activations, float heads.
+    int int8_tensors = 0;
+    for (const auto& t : q.tensors) int8_tensors += t->dtype == fb::DType::INT8;
+    CHECK(int8_tensors > 20);
+    // Plans and memory plan written; max batch and the measured arena.
+    for (const auto& t : q.tasks) CHECK_FALSE(t->plan.empty());
+    CHECK(q.activation_bytes_per_row > 0);
+    CHECK(q.max_batch == 32);
+    host::RuntimeModel rt;
+    REQUIRE(rt.Load(bytes, 0, MTAN_BACKEND_XNNPACK, &error) == MTAN_OK);
+    CHECK(q.arena_bytes == rt.arena_bytes());
+    CHECK(report.arena_bytes == rt.arena_bytes());
+    // Golden cases pass the self-test on both backends.
+    CHECK(q.golden.size() == 6);
+    CHECK(mtan_self_test(rt.get()) == MTAN_OK);
+    host::RuntimeModel ref;
+    REQUIRE(ref.Load(bytes, 0, MTAN_BACKEND_REFERENCE, &error) == MTAN_OK);
+    CHECK(mtan_self_test(ref.get()) == MTAN_OK);
+    for (const auto& g : q.golden) {
+      CHECK(g->tolerance > 0.0f);
+      CHECK(g->tolerance < 0.5f);
+    }
+    // Metadata: source hash, calibration, metrics per task.
+    CHECK(q.metadata->producer.rfind("mtan-convert", 0) == 0);
+    CHECK(Property(q, "source_hash").size() == 16);
+    CHECK(Property(q, "source_hash") == report.source_hash);
+    CHECK(Property(q, "calibration") == report.method);
+    CHECK(Property(q, "calibration_requested") == host::CalibrationMethodName(m));
+    CHECK(Property(q, "calibration_rows") == std::to_string(fx.n));
+    for (const char* name : {"click/auc", "click/logloss", "category/accuracy",
+                             "category/macro_f1", "spend/rmse", "spend/nmse"}) {
+      CHECK(std::isfinite(Metric(q, std::string("float/") + name)));
+      CHECK(std::isfinite(Metric(q, std::string("int8/") + name)));
+    }
+    // Small model, 800 rows: int8 stays close to float.
+    CHECK(std::fabs(Metric(q, "int8/click/auc") - Metric(q, "float/click/auc")) < 0.01);
+    CHECK(std::fabs(Metric(q, "int8/category/accuracy") - Metric(q, "float/category/accuracy")) < 0.03);
+    CHECK(Metric(q, "int8/spend/nmse") < 1.1 * Metric(q, "float/spend/nmse"));
+    // Report: per-layer agreement, sizes.
+    REQUIRE(report.layers.size() > 20);
+    bool saw_input = false;
+    for (const auto& l : report.layers) {
+      CAPTURE(l.name);
+      CHECK(l.cosine > 0.98);
+      CHECK(l.relative_rmse < 0.2);
+      if (l.name == "input.standardized") saw_input = l.dtype == "int8";
+    }
+    CHECK(saw_input);
+    CHECK(report.int8_file_bytes == bytes.size());
+    CHECK(report.float_file_bytes == test::ReadBytes(fx.float_model).size());
+    if (m == host::CalibrationMethod::kAuto) {
+      CHECK(report.candidates.size() == 3);
+      for (const auto& c : report.candidates) CHECK(c.score >= report.candidates.size() * 0 - 1e9);
+    } else {
+      CHECK(report.method == host::CalibrationMethodName(m));
+    }
+    // The JSON report has the documented sections.
+    const auto j = nlohmann::json::parse(test::ReadText(o.report_path));
+    CHECK(j["tasks"]["click"]["metric"] == "auc");
+    CHECK(j["tasks"]["click"].contains("float"));
+    CHECK(j["tasks"]["click"].contains("int8"));
+    CHECK(j["tasks"]["click"].contains("delta"));
+    CHECK(j["layers"].size() == report.layers.size());
+    CHECK(j["layers"][0].contains("cosine"));
+    CHECK(j["layers"][0].contains("relative_rmse"));
+    CHECK(j["sizes"]["arena_bytes"] == report.arena_bytes);
+    CHECK(j["sizes"]["int8_file_bytes"] == bytes.size());
+    CHECK(j["calibration"]["rows"] == fx.n);
+  }
+}
+
+TEST_CASE("auto keeps the candidate with the best score") {
+  test::Fixture fx(11);
+  convert::Report report;
+  std::string error;
+  REQUIRE_MESSAGE(convert::Convert(OptionsFor(fx, host::CalibrationMethod::kAuto), &report, &error), error);
+  REQUIRE(report.candidates.size() == 3);
+  double best = 1e30;
+  std::string best_method;
+  for (const auto& c : report.candidates) {
+    if (c.score < best) {
+      best = c.score;
+      best_method = c.method;
+    }
+  }
+  CHECK(report.method == best_method);
+  CHECK(report.requested == "auto");
+}
+
+TEST_CASE("a corrupted golden case makes the self-test fail; a tolerable change does not") {
+  test::Fixture fx;
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kMinMax);
+  convert::Report report;
+  std::string error;
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+  for (float factor : {0.5f, 3.0f}) {
+    CAPTURE(factor);
+    fb::ModelT q = Unpack(test::ReadBytes(o.out_path));
+    auto& g = *q.golden[2];
+    g.output[1] += factor * g.tolerance;  // a category probability
+    // Re-sealed: the checksum is valid, only the self-test can notice.
+    const auto bytes = host::FinishModel(q, q.max_batch);
+    for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
+      host::RuntimeModel rt;
+      REQUIRE(rt.Load(bytes, 0, b, &error) == MTAN_OK);
+      CHECK(mtan_self_test(rt.get()) == (factor < 1.0f ? MTAN_OK : MTAN_ERROR_SELF_TEST));
+    }
+  }
+}
+
+TEST_CASE("bad inputs: a clear message, nothing written") {
+  test::Fixture fx;
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kMse);
+
+  SUBCASE("calibration columns that do not match the model's inputs") {
+    std::vector<std::string> header = {"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "price"};
+    test::WriteText(fx.calib_csv, fx.Csv(fx.rows, fx.n, header));
+    ExpectFailure(o, "missing: 'f9'");
+    ExpectFailure(o, "not inputs of the model: 'price'");
+  }
+  SUBCASE("a NaN feature") {
+    std::string csv = fx.Csv(fx.rows, 20);
+    csv.replace(csv.find('\n', csv.find('\n') + 1) + 1, 0, "nan");  // third line's first cell
+    const size_t line3 = csv.find("nan");
+    csv.erase(line3 + 3, csv.find(',', line3) - line3 - 3);
+    test::WriteText(fx.calib_csv, csv);
+    ExpectFailure(o, "calib.csv:3:1");
+  }
+  SUBCASE("an infinite feature") {
+    std::string csv = fx.Csv(fx.rows, 20);
+    const size_t line2 = csv.find('\n') + 1;
+    csv.replace(line2, csv.find(',', line2) - line2, "inf");
+    test::WriteText(fx.calib_csv, csv);
+    ExpectFailure(o, "not a finite");
+  }
+  SUBCASE("an empty calibration set") {
+    const std::string csv = fx.Csv(fx.rows, 1);
+    test::WriteText(fx.calib_csv, csv.substr(0, csv.find('\n') + 1));
+    ExpectFailure(o, "no data rows");
+  }
+  SUBCASE("a model that is already int8") {
+    convert::Report report;
+    std::string error;
+    convert::Options first = o;
+    first.out_path = fx.Path("first.mtan");
+    first.report_path = "";
+    REQUIRE_MESSAGE(convert::Convert(first, &report, &error), error);
+    o.model_path = first.out_path;
+    ExpectFailure(o, "already quantized");
+  }
+  SUBCASE("a corrupted model") {
+    auto bytes = test::ReadBytes(fx.float_model);
+    bytes[bytes.size() / 2] ^= 0x40;
+    test::WriteBytes(fx.float_model, bytes);
+    ExpectFailure(o, "MTAN_ERROR_CHECKSUM");
+  }
+  SUBCASE("a truncated model") {
+    auto bytes = test::ReadBytes(fx.float_model);
+    bytes.resize(bytes.size() / 3);
+    test::WriteBytes(fx.float_model, bytes);
+    ExpectFailure(o, "model.f32.mtan: not a valid model");
+  }
+  SUBCASE("a missing model file") {
+    o.model_path = fx.Path("nope.mtan");
+    ExpectFailure(o, "nope.mtan");
+  }
+  SUBCASE("a spec whose tasks are not the model's") {
+    test::WriteText(fx.spec_json, R"({"tasks": [{"name": "click", "kind": "binary"},
+      {"name": "category", "kind": "multiclass", "class_names": ["a", "b", "c", "d", "e"]},
+      {"name": "spend", "kind": "regression", "transform": "log1p"}]})");
+    ExpectFailure(o, "task 'category'");
+  }
+  SUBCASE("an output directory that does not exist") {
+    o.out_path = fx.Path("no/such/dir/model.mtan");
+    ExpectFailure(o, "no/such/dir");
+  }
+}
+
+TEST_CASE("the raw-input path: standardisation inside QUANTIZE survives mismatched scales") {
+  // Features 0, 3, 6, 9 are prices (mean 50, std 40, lognormal tail), 1, 4, 7
+  // flags, 2, 5, 8 counts. Add rows with prices 30 std devs out.
+  test::Fixture fx(21, 1000);
+  std::vector<float> rows = fx.rows;
+  for (int r = 0; r < 5; ++r) rows[r * 97 * 10] = 1250.0f;
+  test::WriteText(fx.calib_csv, fx.Csv(rows, fx.n));
+  for (auto m : {host::CalibrationMethod::kPercentile, host::CalibrationMethod::kMse}) {
+    convert::Options o = OptionsFor(fx, m);
+    convert::Report report;
+    std::string error;
+    REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+    // The standardized input keeps the flags and counts (most of the values)
+    // accurate: outliers are clipped rather than stretching the scale.
+    for (const auto& l : report.layers) {
+      if (l.name != "input.standardized") continue;
+      CHECK(l.cosine > 0.97);
+    }
+    // Outputs: per-row agreement with float on fresh rows.
+    const auto bytes = test::ReadBytes(o.out_path);
+    test::Loaded q(bytes, 0, MTAN_BACKEND_XNNPACK);
+    test::Loaded f(test::ReadBytes(fx.float_model), 0, MTAN_BACKEND_XNNPACK);
+    const auto fresh = test::RandomRows(77, 300);
+    const auto yq = q.Run(fresh, 300, MTAN_ALL_TASKS), yf = f.Run(fresh, 300, MTAN_ALL_TASKS);
+    double max_p = 0;
+    for (int r = 0; r < 300; ++r)
+      for (int k = 0; k < 5; ++k) max_p = std::max(max_p, std::fabs(double(yq[r * 6 + k]) - yf[r * 6 + k]));
+    CHECK(max_p < 0.08);
+  }
+}
+
+TEST_CASE("mtan-convert CLI: help, success, and a bad input's message and exit code") {
+  test::Fixture fx;
+  std::string out;
+  const std::string tool = MTAN_CONVERT_BIN;
+  CHECK(test::RunCommand(tool + " --help", &out) == 0);
+  CHECK(out.find("--calibration") != std::string::npos);
+  const std::string args = " --model " + fx.float_model + " --calib " + fx.calib_csv + " --spec " +
+                           fx.spec_json + " --out " + fx.Path("cli.mtan");
+  CHECK(test::RunCommand(tool + args + " --calibration minmax --report " + fx.Path("cli.json"), &out) == 0);
+  CHECK(out.find("cosine") != std::string::npos);
+  CHECK(out.find("calibrating on 800 rows") != std::string::npos);  // progress on stderr
+  CHECK(test::FileExists(fx.Path("cli.mtan")));
+  CHECK(test::FileExists(fx.Path("cli.json")));
+  // Converting the int8 output again: refused, exit 1, nothing written.
+  const std::string again = " --model " + fx.Path("cli.mtan") + " --calib " + fx.calib_csv +
+                            " --spec " + fx.spec_json + " --out " + fx.Path("again.mtan");
+  CHECK(test::RunCommand(tool + again, &out) == 1);
+  CHECK(out.find("mtan-convert: error:") != std::string::npos);
+  CHECK(out.find("already quantized") != std::string::npos);
+  CHECK_FALSE(test::FileExists(fx.Path("again.mtan")));
+  CHECK(test::RunCommand(tool + args + " --calibration kl", &out) != 0);
+  CHECK(out.find("kl") != std::string::npos);
+}
