@@ -1,0 +1,108 @@
+#include "synthetic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "quantize.h"
+
+namespace mtan::bench {
+namespace {
+
+host::Dense RandomDense(std::mt19937& rng, int in, int out) {
+  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+  host::Dense d;
+  d.in = in;
+  d.out = out;
+  d.w.resize(static_cast<size_t>(in) * out);
+  d.b.resize(out);
+  for (float& v : d.w) v = n(rng);
+  for (float& v : d.b) v = 0.1f * n(rng);
+  return d;
+}
+
+host::MtanWeights DefaultMtan(uint32_t seed) {
+  constexpr int kFeatures = 48, kTrunk1 = 256, kTrunk2 = 128, kMask = 32, kTask = 64, kAtt = 32;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mean(-5.0f, 50.0f), stddev(0.5f, 20.0f);
+  host::MtanWeights w;
+  for (int i = 0; i < kFeatures; ++i) {
+    w.feature_names.push_back("f" + std::to_string(i));
+    w.mean.push_back(mean(rng));
+    w.stddev.push_back(stddev(rng));
+  }
+  w.trunks.push_back({RandomDense(rng, kFeatures, kTrunk1), RandomDense(rng, kTrunk1, kTrunk2)});
+  struct Spec {
+    const char* name;
+    fb::TaskKind kind;
+    int outputs;
+  };
+  const Spec specs[4] = {{"click", fb::TaskKind::BINARY, 1},
+                         {"purchase", fb::TaskKind::BINARY, 1},
+                         {"category", fb::TaskKind::MULTICLASS, 5},
+                         {"spend", fb::TaskKind::REGRESSION, 1}};
+  for (const Spec& s : specs) {
+    host::TaskHead h;
+    h.name = s.name;
+    h.kind = s.kind;
+    if (s.kind == fb::TaskKind::MULTICLASS)
+      for (int k = 0; k < s.outputs; ++k) h.class_names.push_back("c" + std::to_string(k));
+    if (s.kind == fb::TaskKind::REGRESSION) h.transform = fb::OutputTransform::EXPM1;
+    h.has_mask = true;
+    h.mask_down = RandomDense(rng, kTrunk2, kMask);
+    h.mask_up = RandomDense(rng, kMask, kTrunk2);
+    h.task = RandomDense(rng, kTrunk2, kTask);
+    h.has_cross = true;
+    h.att = RandomDense(rng, kTask, kAtt);
+    h.att_score = RandomDense(rng, kAtt, 1);
+    h.head = RandomDense(rng, kTask, s.outputs);
+    w.tasks.push_back(std::move(h));
+  }
+  return w;
+}
+
+}  // namespace
+
+std::vector<float> RowsForModel(const fb::Model& model, uint32_t rows, uint32_t seed) {
+  const auto* inputs = model.inputs();
+  const uint32_t n = inputs ? inputs->size() : 0;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> z(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows) * n);
+  for (uint32_t r = 0; r < rows; ++r)
+    for (uint32_t i = 0; i < n; ++i)
+      x[static_cast<size_t>(r) * n + i] = inputs->Get(i)->mean() + inputs->Get(i)->std() * z(rng);
+  return x;
+}
+
+bool MakeSyntheticModels(uint32_t seed, uint32_t max_batch, SyntheticModels* out,
+                         std::string* error, int calibration_rows) {
+  try {
+    fb::ModelT f = host::BuildFloatModel(DefaultMtan(seed));
+    f.metadata->producer = "mtan-bench --synthetic";
+    f.metadata->description = "default MTAN shapes with random weights (seed " +
+                              std::to_string(seed) + "), for benchmarking only";
+    out->float32 = host::FinishModel(f, max_batch);
+    // Calibrate on rows drawn from the model's own standardisation.
+    const fb::Model* view = fb::GetModel(out->float32.data());
+    const std::vector<float> rows = RowsForModel(*view, calibration_rows, seed + 1);
+    std::vector<std::vector<float>> values;
+    if (!host::CollectActivations(f, rows, calibration_rows, &values, error)) return false;
+    std::vector<host::Range> ranges(values.size());
+    for (size_t t = 0; t < values.size(); ++t) {
+      for (float v : values[t]) {
+        ranges[t].min = std::min(ranges[t].min, v);
+        ranges[t].max = std::max(ranges[t].max, v);
+      }
+    }
+    fb::ModelT q = host::QuantizeModel(f, ranges);
+    q.metadata->producer = "mtan-bench --synthetic";
+    out->int8 = host::FinishModel(q, max_batch);
+  } catch (const std::exception& e) {
+    *error = std::string("synthetic model: ") + e.what();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace mtan::bench
