@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -299,6 +300,7 @@ mtan_status RunOp(mtan_model* m, uint32_t o, uint32_t batch, const float* rows, 
 struct OpTimes {
   double xnn_us = 0;     // XNNPACK operators, each alone
   double own_us = 0;     // the runtime's own kernels (QUANTIZE, ATTENTION_POOL, ...), each alone
+  double sequence_us = 0;  // the plan's operators called back to back, without mtan_run
   double fc_us = 0;      // XNNPACK fully-connected operators alone
   double fc_mop = 0;     // their million ops per run
 };
@@ -360,6 +362,22 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       profile->push_back(ot);
     }
   }
+  // The same calls back to back: what the plan costs without mtan_run's own
+  // work (argument checks, output copy), but with the caches as a run sees
+  // them. It splits the overhead into the runtime's glue and the operators'
+  // cost when they run together rather than alone.
+  auto t0 = Clock::now();
+  for (uint32_t o : plan) RunOp(m, o, batch, rows, pool);
+  const double est = MicrosSince(t0);
+  const int reps = static_cast<int>(std::clamp(block_us * 5 / std::max(est, 0.01), 1.0, 100000.0));
+  std::vector<double> per_run;
+  for (int b = 0; b < blocks; ++b) {
+    t0 = Clock::now();
+    for (int r = 0; r < reps; ++r)
+      for (uint32_t o : plan) RunOp(m, o, batch, rows, pool);
+    per_run.push_back(MicrosSince(t0) / reps);
+  }
+  t->sequence_us = Median(per_run);
   return true;
 }
 
@@ -475,9 +493,36 @@ std::string ReadCpuName() {
 
 }  // namespace
 
+// The source tree's commit now, when this binary runs beside its source
+// (a developer's build); empty elsewhere (a binary copied to a device).
+// " (runtime/ modified)" marks a runtime with uncommitted changes.
+std::string CommitNow() {
+#ifdef MTAN_BENCH_SOURCE_DIR
+  auto run = [](const std::string& cmd) {
+    std::string text;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return text;
+    char buf[256];
+    while (fgets(buf, sizeof(buf), p) != nullptr) text += buf;
+    if (pclose(p) != 0) text.clear();
+    return text;
+  };
+  const std::string dir = MTAN_BENCH_SOURCE_DIR;
+  std::string commit = run("git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null");
+  while (!commit.empty() && (commit.back() == '\n' || commit.back() == ' ')) commit.pop_back();
+  if (commit.empty()) return "";
+  if (!run("git -C '" + dir + "' status --porcelain -- runtime 2>/dev/null").empty())
+    commit += " (runtime/ modified)";
+  return commit;
+#else
+  return "";
+#endif
+}
+
 BuildInfo GetBuildInfo() {
   BuildInfo b;
-  b.commit = MTAN_BENCH_COMMIT;
+  b.commit = CommitNow();
+  if (b.commit.empty()) b.commit = MTAN_BENCH_COMMIT;
 #if defined(__clang__)
   b.compiler = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
@@ -724,6 +769,7 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
               Row& r = engines[i]->row;
               r.xnn_ops_us = t.xnn_us;
               r.own_ops_us = t.own_us;
+              r.sequence_us = t.sequence_us;
               if (t.xnn_us > 0) r.overhead = r.p50_us / t.xnn_us;
               if (t.fc_us > 0) r.fc_gops_isolated = t.fc_mop / t.fc_us * 1e3;
             }
