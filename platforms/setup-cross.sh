@@ -50,8 +50,9 @@ apt_update_once() {
   touch "$stamp"
 }
 
+# (No `cmd | grep -q` under pipefail: grep's early exit can fail the pipe.)
 installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
 }
 
 # Debian architecture names and the packages each needs.
@@ -69,26 +70,28 @@ for d in "${debarchs[@]}"; do
          "libflatbuffers-dev:$d" "libfmt-dev:$d")
 done
 
-need_update=0
+lists_ok=1
+foreign=" $(dpkg --print-foreign-architectures | tr '\n' ' ') "
 for d in "${debarchs[@]}"; do
-  if ! dpkg --print-foreign-architectures | grep -qx "$d"; then
+  if [[ "$foreign" != *" $d "* ]]; then
     log "dpkg --add-architecture $d"
     $SUDO dpkg --add-architecture "$d"
-    need_update=1
   fi
-  # The package lists of a just-added architecture are fetched by an update.
-  ls /var/lib/apt/lists/*_binary-"$d"_Packages* >/dev/null 2>&1 || need_update=1
+  # A just-added architecture has no package lists until an update.
+  ls /var/lib/apt/lists/*_binary-"$d"_Packages* >/dev/null 2>&1 || lists_ok=0
 done
 
 missing=()
 for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  need_update=1
-fi
-[ "$need_update" -eq 1 ] && apt_update_once
-if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # With lists present, try without an update first (another setup script
+  # may just have run one); update only if that fails.
+  if [ "$lists_ok" -eq 0 ] ||
+     ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" > "$cache/apt-install.log" 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
 fi
 
 # The XNNPACK stack, unpacked (not installed) per architecture.
@@ -106,9 +109,11 @@ for d in "${debarchs[@]}"; do
   done
   if [ ${#todo[@]} -gt 0 ]; then
     log "apt-get download ${todo[*]}"
-    if ! (cd "$debs" && apt-get download -qq "${todo[@]}"); then
+    # _apt cannot write into a root-owned build tree: download as the caller.
+    dl=(apt-get download -qq -o APT::Sandbox::User=root)
+    if ! (cd "$debs" && "${dl[@]}" "${todo[@]}"); then
       apt_update_once
-      (cd "$debs" && apt-get download -qq "${todo[@]}")
+      (cd "$debs" && "${dl[@]}" "${todo[@]}")
     fi
   fi
   rm -rf "$sysroot"
