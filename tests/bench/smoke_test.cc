@@ -58,7 +58,7 @@ const std::vector<std::string> kKeys = {
     "task", "batch", "threads", "load_us", "arena_required_bytes", "arena_used_bytes",
     "packed_bytes", "activation_bytes", "largest_activation_bytes", "weight_bytes",
     "memory_budget_bytes", "runs", "p50_us", "p90_us", "p99_us", "mean_us", "stddev_us",
-    "rows_per_s", "fc_mop", "gops", "xnn_ops_us", "own_ops_us", "sequence_us", "overhead", "fc_gops_isolated",
+    "rows_per_s", "fc_mop", "gops", "xnn_ops_us", "own_ops_us", "sequence_us", "plan_us", "overhead", "fc_gops_isolated",
     "speedup_vs_float32", "speedup_vs_reference", "speedup_vs_libtorch", "check_max_abs_diff"};
 
 // Two thread counts only where the row count is checked: a pthreadpool's

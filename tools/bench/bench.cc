@@ -301,6 +301,7 @@ struct OpTimes {
   double xnn_us = 0;     // XNNPACK operators, each alone
   double own_us = 0;     // the runtime's own kernels (QUANTIZE, ATTENTION_POOL, ...), each alone
   double sequence_us = 0;  // the plan's operators called back to back, without mtan_run
+  double plan_us = 0;      // mtan_run of the plan, timed between the operators
   double fc_us = 0;      // XNNPACK fully-connected operators alone
   double fc_mop = 0;     // their million ops per run
 };
@@ -309,14 +310,49 @@ struct OpTimes {
 // run: the operators before it run once (so its inputs hold what the plan
 // gives them), then it runs in a tight loop. The operators are the loaded
 // model's own (same packed weights, same set-up), so the sum is exactly what
-// the plan calls, minus the plan's own cost.
-// --min-seconds 0 (a smoke run) times each operator briefly.
+// the plan calls, minus the plan's own cost. After each operator, one block
+// of whole runs (mtan_run) and one of the plan's operators called back to
+// back: the three are measured in the same stretches of time, so a machine
+// whose load changes does not bias their ratio. --min-seconds 0 (a smoke
+// run) times each briefly.
 bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t task, void* pool,
-                double min_seconds, OpTimes* t, std::vector<OpTime>* profile, std::string* error) {
+                double min_seconds, const std::function<bool(std::string*)>& run_plan,
+                OpTimes* t, std::vector<OpTime>* profile, std::string* error) {
   const double block_us = min_seconds > 0 ? 200.0 : 10.0;
   const int blocks = min_seconds > 0 ? 7 : 3;
   mtan_model* m = inst.model();
   const std::vector<uint32_t> plan = PlanOf(*m->fb, task);
+  auto run_sequence = [&](std::string* e) {
+    for (uint32_t o : plan) {
+      const mtan_status s = RunOp(m, o, batch, rows, pool);
+      if (s != MTAN_OK) {
+        *e = host::RuntimeError(s);
+        return false;
+      }
+    }
+    return true;
+  };
+  // Calls per block, from one timed call.
+  auto reps_for = [&](const std::function<bool(std::string*)>& fn, int* reps) {
+    const auto t0 = Clock::now();
+    if (!fn(error)) return false;
+    *reps = static_cast<int>(std::clamp(block_us / std::max(MicrosSince(t0), 0.01), 1.0, 100000.0));
+    return true;
+  };
+  // Median µs per call over blocks of `reps` calls.
+  auto per_call = [&](const std::function<bool(std::string*)>& fn, int reps, int n,
+                      std::vector<double>* out) {
+    for (int b = 0; b < n; ++b) {
+      const auto t0 = Clock::now();
+      for (int r = 0; r < reps; ++r)
+        if (!fn(error)) return false;
+      out->push_back(MicrosSince(t0) / reps);
+    }
+    return true;
+  };
+  int plan_reps = 1, seq_reps = 1;
+  if (!reps_for(run_plan, &plan_reps) || !reps_for(run_sequence, &seq_reps)) return false;
+  std::vector<double> plan_blocks, seq_blocks;
   for (size_t i = 0; i < plan.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       const mtan_status s = RunOp(m, plan[j], batch, rows, pool);
@@ -326,17 +362,20 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       }
     }
     const uint32_t o = plan[i];
-    auto t0 = Clock::now();
-    for (int w = 0; w < 3; ++w) RunOp(m, o, batch, rows, pool);
-    const double est = MicrosSince(t0) / 3;
-    const int reps = static_cast<int>(std::clamp(block_us / std::max(est, 0.01), 1.0, 100000.0));
-    std::vector<double> per_call;
-    for (int b = 0; b < blocks; ++b) {
-      t0 = Clock::now();
-      for (int r = 0; r < reps; ++r) RunOp(m, o, batch, rows, pool);
-      per_call.push_back(MicrosSince(t0) / reps);
-    }
-    const double us = Median(per_call);
+    auto run_one = [&](std::string* e) {
+      const mtan_status s = RunOp(m, o, batch, rows, pool);
+      if (s != MTAN_OK) *e = host::RuntimeError(s);
+      return s == MTAN_OK;
+    };
+    for (int w = 0; w < 2; ++w)
+      if (!run_one(error)) return false;
+    int reps = 1;
+    std::vector<double> op_blocks;
+    if (!reps_for(run_one, &reps) || !per_call(run_one, reps, blocks, &op_blocks)) return false;
+    const double us = Median(op_blocks);
+    if (!per_call(run_plan, plan_reps, 1, &plan_blocks) ||
+        !per_call(run_sequence, seq_reps, 1, &seq_blocks))
+      return false;
     const OpState& op = m->ops[o];
     if (op.backend == kBackendXnnpack) {
       t->xnn_us += us;
@@ -362,22 +401,8 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       profile->push_back(ot);
     }
   }
-  // The same calls back to back: what the plan costs without mtan_run's own
-  // work (argument checks, output copy), but with the caches as a run sees
-  // them. It splits the overhead into the runtime's glue and the operators'
-  // cost when they run together rather than alone.
-  auto t0 = Clock::now();
-  for (uint32_t o : plan) RunOp(m, o, batch, rows, pool);
-  const double est = MicrosSince(t0);
-  const int reps = static_cast<int>(std::clamp(block_us * 5 / std::max(est, 0.01), 1.0, 100000.0));
-  std::vector<double> per_run;
-  for (int b = 0; b < blocks; ++b) {
-    t0 = Clock::now();
-    for (int r = 0; r < reps; ++r)
-      for (uint32_t o : plan) RunOp(m, o, batch, rows, pool);
-    per_run.push_back(MicrosSince(t0) / reps);
-  }
-  t->sequence_us = Median(per_run);
+  t->plan_us = Median(plan_blocks);
+  t->sequence_us = Median(seq_blocks);
   return true;
 }
 
@@ -761,7 +786,7 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
               OpProfile prof;
               prof.label = inst->file().name + ", task " + task.label + ", batch " +
                            std::to_string(batch) + ", " + std::to_string(threads) + " thread(s)";
-              if (!MeasureOps(*inst, inputs.data(), batch, k, pool, c.min_seconds, &t,
+              if (!MeasureOps(*inst, inputs.data(), batch, k, pool, c.min_seconds, engines[i]->run, &t,
                               c.profile ? &prof.ops : nullptr, &error))
                 return fail(inst->file().name + ": " + error);
               if (c.profile) profiles.push_back(std::move(prof));
@@ -770,7 +795,8 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
               r.xnn_ops_us = t.xnn_us;
               r.own_ops_us = t.own_us;
               r.sequence_us = t.sequence_us;
-              if (t.xnn_us > 0) r.overhead = r.p50_us / t.xnn_us;
+              r.plan_us = t.plan_us;
+              if (t.xnn_us > 0) r.overhead = t.plan_us / t.xnn_us;
               if (t.fc_us > 0) r.fc_gops_isolated = t.fc_mop / t.fc_us * 1e3;
             }
           }

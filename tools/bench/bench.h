@@ -63,9 +63,10 @@ struct Row {
   double fc_mop = 0;  // million ops (2 x MACs) of the fully-connected layers run
   double gops = 0;    // fc_mop / p50
   // XNNPACK rows: the plan's XNNPACK operators and the runtime's own kernels,
-  // each timed alone; the same operators called back to back; p50 over the
-  // XNNPACK sum; the fully-connected layers' GOP/s alone.
-  std::optional<double> xnn_ops_us, own_ops_us, sequence_us, overhead, fc_gops_isolated;
+  // each timed alone; the same operators called back to back; mtan_run of
+  // the plan timed in the same stretches (plan_us); overhead = plan_us over
+  // the XNNPACK sum; the fully-connected layers' GOP/s alone.
+  std::optional<double> xnn_ops_us, own_ops_us, sequence_us, plan_us, overhead, fc_gops_isolated;
   std::optional<double> speedup_vs_float32, speedup_vs_reference, speedup_vs_libtorch;
   std::optional<double> check_max_abs_diff;  // libtorch vs the runtime's float32 output
 };

@@ -56,6 +56,7 @@ Fields RowFields(const Row& r, const BuildInfo& b) {
       {"xnn_ops_us", Opt(r.xnn_ops_us)},
       {"own_ops_us", Opt(r.own_ops_us)},
       {"sequence_us", Opt(r.sequence_us)},
+      {"plan_us", Opt(r.plan_us)},
       {"overhead", Opt(r.overhead)},
       {"fc_gops_isolated", Opt(r.fc_gops_isolated)},
       {"speedup_vs_float32", Opt(r.speedup_vs_float32)},
@@ -127,7 +128,7 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
                      std::to_string(r.threads), Ratio(r.speedup_vs_float32),
                      Ratio(r.speedup_vs_reference), Ratio(r.speedup_vs_libtorch),
                      OptUs(r.xnn_ops_us), OptUs(r.own_ops_us), OptUs(r.sequence_us),
-                     Ratio(r.overhead),
+                     OptUs(r.plan_us), Ratio(r.overhead),
                      r.fc_gops_isolated ? fmt::format("{:.1f}", *r.fc_gops_isolated) : "-"});
     }
     if (r.arena_required_bytes && seen.insert({r.model, r.backend, r.batch}).second) {
@@ -147,11 +148,12 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
               "p90 µs", "p99 µs", "mean ± sd µs", "rows/s", "GOP/s"},
         lat, 5);
   out << "\nSpeed-ups (p50 of the peer / p50 of this row, same run, same inputs) and overhead "
-         "(p50 / sum of the XNNPACK operators each run alone; own kernels: the runtime's, each "
-         "alone; in sequence: the plan's operators back to back without mtan_run)\n\n";
+         "(mtan_run / sum of the XNNPACK operators each run alone; own kernels: the runtime's, "
+         "each alone; in sequence: the plan's operators back to back without mtan_run; the "
+         "last four measured in the same stretches of time)\n\n";
   Table(out, {"model", "dtype", "backend", "task", "batch", "threads", "vs float32",
               "vs reference", "vs libtorch", "XNNPACK ops µs", "own kernels µs",
-              "ops in sequence µs", "overhead", "FC GOP/s alone"},
+              "in sequence µs", "mtan_run µs", "overhead", "FC GOP/s alone"},
         cmp, 4);
   out << "\nMemory (bytes; packed = what XNNPACK allocated in the arena: operators and packed "
          "weights; budget = packed + 3 × largest activation)\n\n";
