@@ -55,7 +55,7 @@ std::vector<std::string> CsvFields(const std::string& line) {
 
 const std::vector<std::string> kKeys = {
     "commit", "compiler", "build_type", "cpu", "model", "model_bytes", "role", "dtype", "backend",
-    "task", "batch", "threads", "load_us", "arena_required_bytes", "arena_used_bytes",
+    "task", "batch", "threads", "load_us", "load_warm_us", "arena_required_bytes", "arena_used_bytes",
     "packed_bytes", "activation_bytes", "largest_activation_bytes", "weight_bytes",
     "memory_budget_bytes", "runs", "p50_us", "p90_us", "p99_us", "mean_us", "stddev_us",
     "rows_per_s", "fc_mop", "gops", "xnn_ops_us", "own_ops_us", "sequence_us", "plan_us", "overhead", "fc_gops_isolated",
