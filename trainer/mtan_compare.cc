@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
     int resamples = 200;
     uint64_t seed = 1;
     bool as_json = false;
+    std::string json_out;
     app.add_option("--test", test_csv, "Test CSV the predictions were made on")->required();
     app.add_option("--spec", spec_path, "Task spec JSON")->required();
     app.add_option("--group", group_args, "NAME=pred1.csv,pred2.csv,... (one file per seed)")
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
     app.add_option("--resamples", resamples, "Bootstrap resamples")->capture_default_str();
     app.add_option("--seed", seed, "Bootstrap seed")->capture_default_str();
     app.add_flag("--json", as_json, "JSON instead of a markdown table");
+    app.add_option("--json-out", json_out, "Also write the JSON to this file");
     CLI11_PARSE(app, argc, argv);
 
     std::string error;
@@ -211,6 +213,15 @@ int main(int argc, char** argv) {
         out["groups"][groups[g].name][spec.tasks[t].name]["diff_vs_baseline"] = mean[g][t] - mean[base][t];
         out["groups"][groups[g].name][spec.tasks[t].name]["diff_se"] = s;
       }
+    }
+    if (!json_out.empty()) {
+      std::FILE* fp = std::fopen(json_out.c_str(), "wb");
+      if (!fp) {
+        std::fprintf(stderr, "mtan-compare: error: %s: cannot write\n", json_out.c_str());
+        return 1;
+      }
+      std::fprintf(fp, "%s\n", out.dump(2).c_str());
+      std::fclose(fp);
     }
     if (as_json) {
       std::printf("%s\n", out.dump(2).c_str());

@@ -358,27 +358,32 @@ std::string SynthCeilingJson(const SynthData& d) {
     split["category_counts"] = classes;
     out["splits"][names[s]] = split;
   }
-  // Bayes scores on the test rows.
-  const int64_t b = d.val_end, e = d.rows;
-  const size_t n = static_cast<size_t>(e - b);
-  json test;
-  test["click"]["auc"] = host::Auc(&d.p_click[b], &d.click[b], n);
-  test["click"]["logloss"] = host::LogLoss(&d.p_click[b], &d.click[b], n);
-  test["purchase"]["auc"] = host::Auc(&d.p_purchase[b], &d.purchase[b], n);
-  test["purchase"]["logloss"] = host::LogLoss(&d.p_purchase[b], &d.purchase[b], n);
-  test["category"]["accuracy"] =
-      host::Accuracy(&d.p_category[b * kSynthClasses], &d.category[b], n, kSynthClasses);
-  test["category"]["macro_f1"] =
-      host::MacroF1(&d.p_category[b * kSynthClasses], &d.category[b], n, kSynthClasses);
-  std::vector<float> pred, label;
-  for (int64_t r = b; r < e; ++r) {
-    if (std::isnan(d.spend[r])) continue;
-    pred.push_back(d.spend_log_mean[r]);
-    label.push_back(static_cast<float>(std::log1p(static_cast<double>(d.spend[r]))));
-  }
-  test["spend"]["nmse"] = host::Nmse(pred.data(), label.data(), pred.size());
-  test["spend"]["rmse"] = host::Rmse(pred.data(), label.data(), pred.size());
-  test["spend"]["space"] = "log1p";
+  // Bayes scores: on the test rows (the ceiling), and on the val rows for
+  // reference while tuning.
+  auto bayes = [&](int64_t b, int64_t e) {
+    const size_t n = static_cast<size_t>(e - b);
+    json j;
+    j["click"]["auc"] = host::Auc(&d.p_click[b], &d.click[b], n);
+    j["click"]["logloss"] = host::LogLoss(&d.p_click[b], &d.click[b], n);
+    j["purchase"]["auc"] = host::Auc(&d.p_purchase[b], &d.purchase[b], n);
+    j["purchase"]["logloss"] = host::LogLoss(&d.p_purchase[b], &d.purchase[b], n);
+    j["category"]["accuracy"] =
+        host::Accuracy(&d.p_category[b * kSynthClasses], &d.category[b], n, kSynthClasses);
+    j["category"]["macro_f1"] =
+        host::MacroF1(&d.p_category[b * kSynthClasses], &d.category[b], n, kSynthClasses);
+    std::vector<float> pred, label;
+    for (int64_t r = b; r < e; ++r) {
+      if (std::isnan(d.spend[r])) continue;
+      pred.push_back(d.spend_log_mean[r]);
+      label.push_back(static_cast<float>(std::log1p(static_cast<double>(d.spend[r]))));
+    }
+    j["spend"]["nmse"] = host::Nmse(pred.data(), label.data(), pred.size());
+    j["spend"]["rmse"] = host::Rmse(pred.data(), label.data(), pred.size());
+    j["spend"]["space"] = "log1p";
+    return j;
+  };
+  const json test = bayes(d.val_end, d.rows);
+  out["val_bayes"] = bayes(d.train_end, d.val_end);
   out["test"] = test;
   out["note"] =
       "Bayes scores: the metrics of the true probabilities / conditional means on the realised "
