@@ -15,8 +15,10 @@ namespace {
 // |v| < 2^22, and branch-free so loops vectorize), then adds the zero point.
 inline int8_t Requantize(float v, int32_t zp, int32_t lo, int32_t hi) {
   const float lo_f = static_cast<float>(lo - zp), hi_f = static_cast<float>(hi - zp);
-  v = v < lo_f ? lo_f : v;
-  v = v > hi_f ? hi_f : v;
+  // NaN (a hostile scale product such as 0 * inf) clamps to lo: a float to
+  // int conversion of NaN would be undefined behaviour.
+  v = v > lo_f ? v : lo_f;
+  v = v < hi_f ? v : hi_f;
   const float rounded = (v + 12582912.0f) - 12582912.0f;
   return static_cast<int8_t>(static_cast<int32_t>(rounded) + zp);
 }
@@ -39,6 +41,10 @@ inline float ExpNonPositive(float x) {
   memcpy(&scale, &bits, 4);
   return p * scale;
 }
+
+// exp(x) for any x <= 0 (and NaN, read as -87): for the few exponentials
+// of a softmax, where the argument is not bounded.
+inline float ExpClamped(float x) { return ExpNonPositive(x > -87.0f ? x : -87.0f); }
 
 // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); absolute error ~1e-7.
 inline float TanhF32(float x) {
@@ -89,9 +95,12 @@ void FullyConnectedS8(const OpState& op, uint32_t batch) {
     int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * out;
     for (uint32_t o = 0; o < out; ++o) {
       const int8_t* wo = w + static_cast<size_t>(o) * in;
-      int32_t acc = bias[o];
-      for (uint32_t i = 0; i < in; ++i) acc += (x[i] - op.zp_in0) * wo[i];
-      y[o] = Requantize(static_cast<float>(acc) * op.scales[o], op.zp_out, lo, 127);
+      // Wrapping int32 sums, as XNNPACK's: a hostile bias or width can
+      // overflow them, which must not be undefined behaviour.
+      uint32_t acc = static_cast<uint32_t>(bias[o]);
+      for (uint32_t i = 0; i < in; ++i) acc += static_cast<uint32_t>((x[i] - op.zp_in0) * wo[i]);
+      y[o] = Requantize(static_cast<float>(static_cast<int32_t>(acc)) * op.scales[o], op.zp_out,
+                        lo, 127);
     }
   }
 }
@@ -170,7 +179,7 @@ void AttentionPool(const OpState& op, uint32_t batch) {
     }
     float sum = 0.0f;
     for (uint32_t s = 0; s < t; ++s) {
-      e[s] = expf(e[s] - max_e);
+      e[s] = ExpClamped(e[s] - max_e);
       sum += e[s];
     }
     for (uint32_t s = 0; s < t; ++s) e[s] /= sum;
@@ -213,7 +222,7 @@ void SoftmaxF32(const OpState& op, uint32_t batch) {
     for (uint32_t i = 1; i < n; ++i) max_x = x[i] > max_x ? x[i] : max_x;
     float sum = 0.0f;
     for (uint32_t i = 0; i < n; ++i) {
-      y[i] = expf(x[i] - max_x);
+      y[i] = ExpClamped(x[i] - max_x);
       sum += y[i];
     }
     for (uint32_t i = 0; i < n; ++i) y[i] /= sum;

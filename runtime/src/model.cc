@@ -26,8 +26,11 @@ struct Carver {
 
 const fb::Tensor* TensorAt(const fb::Model* m, int32_t i) { return m->tensors()->Get(i); }
 
+// Float tensors may carry a quantization table without scales (only int8
+// ones are verified to have one): those read as 1.
 float Scale(const fb::Tensor* t) {
-  return t->quantization() ? t->quantization()->scale()->Get(0) : 1.0f;
+  const fb::Quantization* q = t->quantization();
+  return q && q->scale() && q->scale()->size() ? q->scale()->Get(0) : 1.0f;
 }
 int32_t ZeroPoint(const fb::Tensor* t) {
   const fb::Quantization* q = t->quantization();
@@ -79,6 +82,9 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       st.zp_in1 = ZeroPoint(TensorAt(m, ins->Get(1)));
       st.scale_in1 = Scale(TensorAt(m, ins->Get(1)));
     }
+    // XNNPACK computes its own requantization scales and lookup tables: the
+    // reference kernel's are carved only for operators it runs.
+    const bool xnn = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st);
     switch (st.code) {
       case fb::OpCode::QUANTIZE: {
         float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * st.in_channels));
@@ -100,8 +106,8 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
         const fb::Tensor* b = TensorAt(m, ins->Get(2));
         st.weights = m->buffers()->Get(w->buffer())->data()->data();
         st.bias = m->buffers()->Get(b->buffer())->data()->data();
-        if (st.int8) {
-          st.weight_scales = w->quantization()->scale()->data();
+        if (st.int8) st.weight_scales = w->quantization()->scale()->data();
+        if (st.int8 && !xnn) {
           float* p = static_cast<float*>(c.Take(sizeof(float) * st.out_channels));
           if (load)
             for (uint32_t k = 0; k < st.out_channels; ++k)
@@ -112,7 +118,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       }
       case fb::OpCode::LOGISTIC:
       case fb::OpCode::TANH:
-        if (st.int8) {
+        if (st.int8 && !xnn) {
           int8_t* lut = static_cast<int8_t*>(c.Take(256));
           if (load) {
             if (st.code == fb::OpCode::LOGISTIC) BuildSigmoidLut(st.scale_in0, st.zp_in0, lut);
@@ -142,8 +148,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       default:
         break;
     }
-    st.backend = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st) ? kBackendXnnpack
-                                                                      : kBackendReference;
+    st.backend = xnn ? kBackendXnnpack : kBackendReference;
     any_xnn |= st.backend == kBackendXnnpack;
     if (load) ops[o] = st;
     else if (st.backend == kBackendXnnpack) {

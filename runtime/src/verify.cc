@@ -155,6 +155,11 @@ struct Checker {
       if (IsActivation(t) && t != m->input_tensor() && producer[t] < 0)
         return SetError(MTAN_ERROR_GRAPH, "operator %u reads tensor %d '%s' before any operator "
                         "writes it (cycle or out of order)", o, t, TensorName(m, t));
+      // The model input is the caller's rows, not arena bytes (its offset is
+      // not checked): only QUANTIZE, which reads the rows, may take it.
+      if (t == m->input_tensor() && op->opcode() != fb::OpCode::QUANTIZE)
+        return SetError(MTAN_ERROR_GRAPH, "operator %u (%s) reads the model input '%s'; only "
+                        "QUANTIZE may", o, fb::EnumNameOpCode(op->opcode()), TensorName(m, t));
     }
     const int32_t out = outs->Get(0);
     if (out < 0 || static_cast<uint32_t>(out) >= num_tensors)

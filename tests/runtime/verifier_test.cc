@@ -155,8 +155,13 @@ TEST_CASE("operators: arity, dtypes, activation, unknown opcode") {
          MTAN_ERROR_OPERATOR, "activation");
   Expect(Broken(false, [](fb::ModelT& m) { m.operators[1]->opcode = static_cast<fb::OpCode>(77); }),
          MTAN_ERROR_OPERATOR, "unknown opcode");
-  Expect(Broken(false, [](fb::ModelT& m) { m.operators[0]->opcode = fb::OpCode::DEQUANTIZE; }),
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.operators[1]->opcode = fb::OpCode::DEQUANTIZE;
+           m.operators[1]->activation = fb::Activation::NONE;
+         }),
          MTAN_ERROR_OPERATOR, "int8 -> float32");
+  Expect(Broken(false, [](fb::ModelT& m) { m.operators[0]->opcode = fb::OpCode::DEQUANTIZE; }),
+         MTAN_ERROR_GRAPH, "only QUANTIZE may");
   Expect(Broken(false, [](fb::ModelT& m) {
            for (auto& op : m.operators) {
              if (op->opcode != fb::OpCode::ATTENTION_POOL) continue;
