@@ -3,27 +3,61 @@
 # Idempotent: runs `apt-get update` at most once, never prompts.
 #   tools/setup.sh            runtime, tools, tests and trainer
 #   tools/setup.sh --runtime  runtime, tools and tests only (no libtorch)
+#   tools/setup.sh --cross    also the ARM cross compilers, qemu and the arm64/
+#                             armhf libraries (platforms/setup-cross.sh then only
+#                             unpacks the ARM XNNPACK sysroot)
 set -euo pipefail
+mode=${1:-}
 
 want=(build-essential cmake pkg-config git
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev
       libfmt-dev libcli11-dev nlohmann-json3-dev)
-if [ "${1:-}" != "--runtime" ]; then
+if [ "$mode" != "--runtime" ]; then
   # libtorch calls the system BLAS: without OpenBLAS it falls back to the
   # reference BLAS and trains ~14x slower.
   want+=(libtorch-dev libopenblas0-pthread gnuplot-nox)
 fi
 
-missing=()
-for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$mode" = "--cross" ]; then
+  want+=(qemu-user)
+  for d in arm64 armhf; do
+    want+=("crossbuild-essential-$d" "libc6:$d" "libstdc++6:$d" "libgcc-s1:$d"
+           "libflatbuffers-dev:$d" "libfmt-dev:$d")
+    # Added before the one `apt-get update`, so that it fetches their lists.
+    case " $(dpkg --print-foreign-architectures | tr '\n' ' ') " in
+      *" $d "*) ;;
+      *) $SUDO dpkg --add-architecture "$d" ;;
+    esac
+  done
+fi
+
+# Installed for this machine's architecture (or arch-independent); `pkg:arch`
+# names a foreign one. Multi-arch packages list one status line per arch.
+native=$(dpkg --print-architecture)
+installed() {
+  local name=${1%%:*} arch=${1#*:}
+  [ "$arch" = "$1" ] && arch=$native
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      "install ok installed $arch" | "install ok installed all") return 0 ;;
+    esac
+  done < <(dpkg-query -W -f='${Status} ${Architecture}\n' "$name" 2>/dev/null || true)
+  return 1
+}
+missing=()
+for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# A mirror caught mid-sync can fail one index ("File has unexpected size"):
+# try once more, then go on; a package really missing fails the install.
+if ! $SUDO apt-get update -qq; then
+  sleep 10
+  $SUDO apt-get update -qq || echo "setup: apt-get update incomplete; continuing" >&2
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

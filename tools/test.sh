@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-bash tools/setup.sh
+bash tools/setup.sh --cross
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+
+# The same runtime tests, and the demo model's outputs, on aarch64 and armhf
+# under qemu; the kiosk example against the installed package.
+bash platforms/test-arm.sh --host-build build
