@@ -259,9 +259,12 @@ TEST_CASE("the raw-input path: standardisation inside QUANTIZE survives mismatch
     REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
     // The standardized input keeps the flags and counts (most of the values)
     // accurate: outliers are clipped rather than stretching the scale.
+    CHECK(report.input_equalization);
     for (const auto& l : report.layers) {
       if (l.name != "input.standardized") continue;
-      CHECK(l.cosine > 0.97);
+      CHECK(l.scale == doctest::Approx(1.0f / 127));
+      CHECK(l.cosine > 0.999);
+      CHECK(l.relative_rmse < 0.03);
     }
     // Outputs: per-row agreement with float on fresh rows.
     const auto bytes = test::ReadBytes(o.out_path);
@@ -296,6 +299,12 @@ TEST_CASE("mtan-convert CLI: help, success, and a bad input's message and exit c
   CHECK(out.find("mtan-convert: error:") != std::string::npos);
   CHECK(out.find("already quantized") != std::string::npos);
   CHECK_FALSE(test::FileExists(fx.Path("again.mtan")));
+  // The comparison switches: one scale for the raw inputs, int8 logits.
+  CHECK(test::RunCommand(tool + args + " --quiet --no-input-equalization --int8-heads --report " +
+                             fx.Path("plain.json"), &out) == 0);
+  const auto plain = nlohmann::json::parse(test::ReadText(fx.Path("plain.json")));
+  CHECK(plain["calibration"]["input_equalization"] == "off");
+  CHECK(plain["calibration"]["heads"] == "int8");
   CHECK(test::RunCommand(tool + args + " --calibration kl", &out) != 0);
   CHECK(out.find("kl") != std::string::npos);
 }

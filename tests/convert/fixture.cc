@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -49,13 +50,19 @@ std::string Fixture::Csv(const std::vector<float>& x, int rows_n,
   for (int i = 0; i < 10; ++i) s << (header.empty() ? "f" + std::to_string(i) : header[i]) << ",";
   s << "click,category,spend\n";
   s.precision(9);
+  // Click: above the median probability, 10% flipped; category: the most
+  // likely class, 20% of rows another one. A random model's outputs vary
+  // little, so sampling from them would give labels no model could rank.
+  std::vector<float> p(rows_n);
+  for (int r = 0; r < rows_n; ++r) p[r] = y[r * 6];
+  std::nth_element(p.begin(), p.begin() + rows_n / 2, p.end());
+  const float median = p[rows_n / 2];
   for (int r = 0; r < rows_n; ++r) {
     for (int i = 0; i < 10; ++i) s << x[r * 10 + i] << ",";
     const float* o = &y[r * 6];
-    s << (u(rng) < o[0] ? 1 : 0) << ",";
-    float c = u(rng);
-    int k = 0;
-    while (k < 3 && c > o[1 + k]) c -= o[1 + k++];
+    s << ((o[0] > median) != (u(rng) < 0.1f) ? 1 : 0) << ",";
+    int k = static_cast<int>(std::max_element(o + 1, o + 5) - (o + 1));
+    if (u(rng) < 0.2f) k = static_cast<int>(u(rng) * 4) % 4;
     s << "abcd"[k] << ",";
     if (r % 2 == 0) s << std::max(-0.9f, std::expm1(std::log1p(o[5]) + noise(rng)));
     s << "\n";

@@ -145,3 +145,190 @@ TEST_CASE("golden tolerance: one LSB of each output's logit scale through its ac
   // a typical logit scale.
   CHECK(tol1 < 0.05f);
 }
+
+namespace {
+
+std::vector<host::Range> MinMaxRanges(const fb::ModelT& f, const std::vector<float>& rows, int n) {
+  std::vector<std::vector<float>> values;
+  std::string error;
+  REQUIRE_MESSAGE(host::CollectActivations(f, rows, n, &values, &error), error);
+  std::vector<host::Range> ranges(values.size());
+  for (size_t t = 0; t < values.size(); ++t)
+    for (float v : values[t]) ranges[t] = {std::min(ranges[t].min, v), std::max(ranges[t].max, v)};
+  return ranges;
+}
+
+}  // namespace
+
+TEST_CASE("input equalization: an equivalent float model whose features each span [-1, 1]") {
+  fb::ModelT f = test::FloatModel(13);
+  const int n = 300;
+  auto rows = test::RandomRows(14, n);
+  rows[5 * 10] = 5000.0f;  // a price 125 std devs out
+  std::vector<std::vector<float>> values;
+  std::string error;
+  REQUIRE(host::CollectActivations(f, rows, n, &values, &error));
+  const int x = host::StandardizedInputTensor(f);
+  REQUIRE(x >= 0);
+  std::vector<host::Range> feature(10);
+  for (int r = 0; r < n; ++r)
+    for (int i = 0; i < 10; ++i) {
+      const float v = values[x][r * 10 + i];
+      feature[i] = {std::min(feature[i].min, v), std::max(feature[i].max, v)};
+    }
+  fb::ModelT e = host::BuildFloatModel(test::RandomMtan(13));
+  std::vector<float> c, h;
+  REQUIRE(host::EqualizeInputs(&e, feature, &c, &h));
+  CHECK(h[0] > 50.0f);   // the price feature's half-width, in standard deviations
+  CHECK(h[1] == doctest::Approx(1.0f));  // a 0/1 flag standardized to +-1
+  // Same outputs as the original float model.
+  test::Loaded a(host::FinishModel(f, 64), 64, MTAN_BACKEND_REFERENCE);
+  test::Loaded b(host::FinishModel(e, 64), 64, MTAN_BACKEND_REFERENCE);
+  const auto ya = a.Run(rows, n, MTAN_ALL_TASKS), yb = b.Run(rows, n, MTAN_ALL_TASKS);
+  for (size_t i = 0; i < ya.size(); ++i)
+    CHECK(yb[i] == doctest::Approx(ya[i]).epsilon(1e-4).scale(1.0));
+  // Its standardized features each span [-1, 1] on these rows.
+  REQUIRE(host::CollectActivations(e, rows, n, &values, &error));
+  for (int i = 0; i < 10; ++i) {
+    float lo = 1e9f, hi = -1e9f;
+    for (int r = 0; r < n; ++r) {
+      lo = std::min(lo, values[x][r * 10 + i]);
+      hi = std::max(hi, values[x][r * 10 + i]);
+    }
+    CHECK(lo == doctest::Approx(-1.0f).epsilon(1e-4));
+    CHECK(hi == doctest::Approx(1.0f).epsilon(1e-4));
+  }
+  // Quantized with the equalized range, -1, 0 and 1 are exact: scale 1/127.
+  float s;
+  int32_t zp;
+  host::ChooseAsymmetric(host::EqualizedInputRange(), &s, &zp);
+  CHECK(s == doctest::Approx(1.0f / 127));
+  CHECK(zp == 0);
+}
+
+TEST_CASE("input equalization: with one price far out, the flags keep their precision") {
+  // Int8 against float on the standardized input, with and without.
+  fb::ModelT f = test::FloatModel(15);
+  const int n = 400;
+  auto rows = test::RandomRows(16, n);
+  rows[7 * 10 + 3] = 4000.0f;
+  const auto ranges = MinMaxRanges(f, rows, n);
+  const int x = host::StandardizedInputTensor(f);
+  std::vector<std::vector<float>> values;
+  std::string error;
+  REQUIRE(host::CollectActivations(f, rows, n, &values, &error));
+  float s_plain;
+  int32_t zp;
+  host::ChooseAsymmetric(ranges[x], &s_plain, &zp);
+  CHECK(s_plain > 0.3f);  // one scale for all: a flag (+-1) gets ~6 levels
+  // Equalized: every feature gets the full 255 levels over its own range,
+  // and the int8 model tracks float much more closely.
+  std::vector<host::Range> feature(10);
+  for (int r = 0; r < n; ++r)
+    for (int i = 0; i < 10; ++i) {
+      const float v = values[x][r * 10 + i];
+      feature[i] = {std::min(feature[i].min, v), std::max(feature[i].max, v)};
+    }
+  fb::ModelT e = test::FloatModel(15);
+  std::vector<float> c, h;
+  REQUIRE(host::EqualizeInputs(&e, feature, &c, &h));
+  // The standardized input as int8 carries it, back in standard deviations:
+  // plain, with the one scale; equalized, each feature over its own range.
+  auto roundtrip = [](float v, host::Range r) {
+    float sc;
+    int32_t z;
+    host::ChooseAsymmetric(r, &sc, &z);
+    const float q = std::clamp(std::nearbyint(v / sc) + z, -128.0f, 127.0f);
+    return sc * (q - z);
+  };
+  double err_plain = 0, err_eq = 0;
+  for (int r = 0; r < n; ++r) {
+    for (int i : {1, 4, 7, 2, 5, 8}) {  // flags and counts
+      const float v = values[x][r * 10 + i];
+      err_plain += std::fabs(roundtrip(v, ranges[x]) - v);
+      err_eq += std::fabs(roundtrip((v - c[i]) / h[i], host::EqualizedInputRange()) * h[i] + c[i] - v);
+    }
+  }
+  CHECK(err_eq < 0.1 * err_plain);
+}
+
+TEST_CASE("input equalization is refused when something other than a FULLY_CONNECTED reads the input") {
+  fb::ModelT f = test::FloatModel(3);
+  const int x = host::StandardizedInputTensor(f);
+  for (auto& op : f.operators)
+    if (op->opcode == fb::OpCode::MUL) op->inputs[1] = x;  // nonsense graph, but a non-FC consumer
+  std::vector<host::Range> feature(10, {-1.0f, 1.0f});
+  const auto before = f.inputs[0]->std;
+  CHECK_FALSE(host::EqualizeInputs(&f, feature));
+  CHECK(f.inputs[0]->std == before);
+}
+
+TEST_CASE("float heads: the last layer runs in float on a DEQUANTIZE, and matches float closely") {
+  fb::ModelT f = test::FloatModel(19);
+  const int n = 256;
+  const auto rows = test::RandomRows(20, n);
+  const auto ranges = MinMaxRanges(f, rows, n);
+  host::QuantizeOptions opt;
+  opt.float_heads = true;
+  fb::ModelT q = host::QuantizeModel(f, ranges, opt);
+  int heads = 0;
+  for (const auto& op : q.operators) {
+    if (op->opcode != fb::OpCode::FULLY_CONNECTED) continue;
+    const auto& y = *q.tensors[op->outputs[0]];
+    if (y.name.size() > 5 && y.name.substr(y.name.size() - 5) == ".head") {
+      ++heads;
+      CHECK(y.dtype == fb::DType::FLOAT32);
+      CHECK(q.tensors[op->inputs[1]]->dtype == fb::DType::FLOAT32);
+      CHECK(q.tensors[op->inputs[0]]->name.find(".float") != std::string::npos);
+    }
+  }
+  CHECK(heads == 3);
+  for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
+    test::Loaded m(host::FinishModel(q, 64), 64, b);
+    REQUIRE_MESSAGE(m.status == MTAN_OK, mtan_last_error());
+  }
+  // One LSB of the head's int8 input, through its weights (L1 of a row).
+  const float s = host::TaskLogitScale(q, *q.tasks[0]);
+  CHECK(s > 0.0f);
+  CHECK(s < 1.0f);
+  const auto yi = test::Loaded(host::FinishModel(q, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  const auto yf = test::Loaded(host::FinishModel(f, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  for (size_t i = 0; i < yi.size(); ++i)
+    if (i % 6 < 5) CHECK(std::fabs(yi[i] - yf[i]) < 0.05f);
+}
+
+TEST_CASE("requantization limits: negligible rows are zeroed, too-fine output scales coarsened") {
+  // Weight decay leaves dead units' rows at ~1e-38: per-channel scales of
+  // ~1e-40 that XNNPACK refuses (requantization below 2^-32).
+  host::MtanWeights w = test::RandomMtan(23);
+  for (int i = 0; i < 32; ++i) w.trunks[0][1].w[i] = 1e-38f * (i % 3 - 1);  // row 0 of trunk0.fc2
+  fb::ModelT f = host::BuildFloatModel(w);
+  const int n = 128;
+  const auto rows = test::RandomRows(24, n);
+  auto ranges = MinMaxRanges(f, rows, n);
+  // And an output range far finer than its inputs and weights can resolve.
+  int tiny = -1;
+  for (size_t t = 0; t < f.tensors.size(); ++t)
+    if (f.tensors[t]->name == "click.att.click.score") tiny = static_cast<int>(t);
+  REQUIRE(tiny >= 0);
+  ranges[tiny] = {-1e-6f, 1e-6f};
+  fb::ModelT q = host::QuantizeModel(f, ranges);
+  for (const auto& op : q.operators) {
+    if (op->opcode != fb::OpCode::FULLY_CONNECTED) continue;
+    const auto& x = *q.tensors[op->inputs[0]];
+    const auto& wt = *q.tensors[op->inputs[1]];
+    const auto& y = *q.tensors[op->outputs[0]];
+    if (wt.dtype != fb::DType::INT8) continue;
+    for (float sw : wt.quantization->scale) {
+      const float requant = x.quantization->scale[0] * sw / y.quantization->scale[0];
+      CHECK(requant >= 0x1.0p-32f);
+      CHECK(requant < 256.0f);
+    }
+    if (y.name == "trunk0.fc2") {
+      const auto& data = q.buffers[wt.buffer]->data;
+      for (int i = 0; i < 32; ++i) CHECK(data[i] == 0);
+    }
+  }
+  test::Loaded m(host::FinishModel(q, 16), 16, MTAN_BACKEND_XNNPACK);
+  CHECK_MESSAGE(m.status == MTAN_OK, mtan_last_error());
+}

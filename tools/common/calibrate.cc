@@ -185,4 +185,17 @@ std::vector<Range> CalibrateRanges(const std::vector<std::vector<float>>& values
   return ranges;
 }
 
+std::vector<Range> ChannelRanges(const std::vector<float>& values, int channels,
+                                 CalibrationMethod method, double percentile) {
+  std::vector<Range> ranges(std::max(channels, 0));
+  if (channels <= 0) return ranges;
+  const size_t rows = values.size() / channels;
+  std::vector<float> column(rows);
+  for (int c = 0; c < channels; ++c) {
+    for (size_t r = 0; r < rows; ++r) column[r] = values[r * channels + c];
+    ranges[c] = CalibrateRanges({column}, method, percentile)[0];
+  }
+  return ranges;
+}
+
 }  // namespace mtan::host

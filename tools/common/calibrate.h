@@ -51,4 +51,9 @@ std::vector<Range> CalibrateRanges(const std::vector<std::vector<float>>& values
                                    CalibrationMethod method,
                                    double percentile = kDefaultPercentile);
 
+// One range per channel of a rows x channels tensor (e.g. per input
+// feature, for EqualizeInputs). `method` must not be kAuto.
+std::vector<Range> ChannelRanges(const std::vector<float>& values, int channels,
+                                 CalibrationMethod method, double percentile = kDefaultPercentile);
+
 }  // namespace mtan::host

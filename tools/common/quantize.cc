@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "mtan/mtan.h"
@@ -114,9 +115,55 @@ std::vector<T> BufferAs(const fb::ModelT& m, uint32_t buffer) {
   return v;
 }
 
+// XNNPACK's int8 fully-connected kernels need every channel's
+// requantization scale s_x * s_w[o] / s_y in [2^-32, 256) (TFLite's kernels
+// have the same bounds), and the weights are shared by operators with
+// different s_x and s_y (cross-attention), so a channel's scale should look
+// like the others'.
+// - A row whose weights are all below 2^-20 of the matrix's largest (weight
+//   decay drives dead units' rows to ~1e-38) is zeroed: quantized it would
+//   get a scale ~1e-40 that no kernel accepts, and its contribution is below
+//   what the other rows' int8 steps resolve.
+// - An all-zero row can take any scale: it gets the largest row's, whose
+//   requantization the kernels must accept anyway. (All rows zero: the one
+//   that makes this operator's requantization 1.)
+void PruneNegligibleRows(int out, int in, float sx, float sy, std::vector<int8_t>* qw,
+                         std::vector<float>* ws) {
+  constexpr float kNegligible = 0x1.0p-20f;
+  float max_ws = 0.0f;
+  std::vector<char> zero_row(out, 1);
+  for (int o = 0; o < out; ++o) {
+    const int8_t* row = qw->data() + static_cast<size_t>(o) * in;
+    for (int i = 0; i < in && zero_row[o]; ++i)
+      if (row[i] != 0) zero_row[o] = 0;
+    if (!zero_row[o]) max_ws = std::max(max_ws, (*ws)[o]);
+  }
+  for (int o = 0; o < out; ++o) {
+    if (!zero_row[o] && (*ws)[o] < kNegligible * max_ws) {
+      std::fill(qw->data() + static_cast<size_t>(o) * in, qw->data() + static_cast<size_t>(o + 1) * in,
+                int8_t{0});
+      zero_row[o] = 1;
+    }
+  }
+  for (int o = 0; o < out; ++o)
+    if (zero_row[o]) (*ws)[o] = max_ws > 0.0f ? max_ws : sy / sx;
+}
+
+// If a channel's requantization s_x * s_w / s_y reaches 256, the output
+// range is finer than one weight step times one input step can resolve
+// anyway: the output scale is coarsened to fit (same zero point, so 0 stays
+// exact).
+void FitOutputScale(float sx, const std::vector<float>& ws, fb::TensorT* y) {
+  constexpr float kMaxRequantization = 255.0f;
+  float& sy = y->quantization->scale[0];
+  const float max_ws = ws.empty() ? 0.0f : *std::max_element(ws.begin(), ws.end());
+  if (sx * max_ws / sy > kMaxRequantization) sy = sx * max_ws / kMaxRequantization;
+}
+
 }  // namespace
 
-fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges) {
+fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges,
+                         const QuantizeOptions& options) {
   fb::ModelT m;
   {
     fb::ModelT& src = const_cast<fb::ModelT&>(float_model);
@@ -128,29 +175,28 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     if (t->dtype != fb::DType::FLOAT32) throw std::invalid_argument("model is already quantized");
   if (ranges.size() != m.tensors.size()) throw std::invalid_argument("one range per tensor needed");
   // Cross-attention applies one weight matrix to every task's z, and each z
-  // has its own scale, so each operator gets its own copy of weights and bias
-  // (the int32 bias depends on the input scale).
+  // has its own scale. The int8 weights and their per-channel scales do not
+  // depend on the input, so the operators share them; the int32 bias is at
+  // s_x * s_w, so each operator gets its own copy of the bias.
   {
     std::vector<char> seen(m.tensors.size(), 0);
     for (auto& op : m.operators) {
       if (op->opcode != fb::OpCode::FULLY_CONNECTED) continue;
-      for (int k = 1; k <= 2; ++k) {
-        int32_t& t = op->inputs[k];
-        if (!seen[t]) {
-          seen[t] = 1;
-          continue;
-        }
-        auto copy = std::make_unique<fb::TensorT>();
-        copy->name = m.tensors[t]->name + "." + m.tensors[op->outputs[0]]->name;
-        copy->dtype = m.tensors[t]->dtype;
-        copy->shape = m.tensors[t]->shape;
-        auto buf = std::make_unique<fb::BufferT>();
-        buf->data = m.buffers[m.tensors[t]->buffer]->data;
-        m.buffers.push_back(std::move(buf));
-        copy->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
-        m.tensors.push_back(std::move(copy));
-        t = static_cast<int32_t>(m.tensors.size() - 1);
+      int32_t& t = op->inputs[2];
+      if (!seen[t]) {
+        seen[t] = 1;
+        continue;
       }
+      auto copy = std::make_unique<fb::TensorT>();
+      copy->name = m.tensors[t]->name + "." + m.tensors[op->outputs[0]]->name;
+      copy->dtype = m.tensors[t]->dtype;
+      copy->shape = m.tensors[t]->shape;
+      auto buf = std::make_unique<fb::BufferT>();
+      buf->data = m.buffers[m.tensors[t]->buffer]->data;
+      m.buffers.push_back(std::move(buf));
+      copy->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
+      m.tensors.push_back(std::move(copy));
+      t = static_cast<int32_t>(m.tensors.size() - 1);
     }
   }
   std::vector<Range> ranges_all = ranges;
@@ -167,6 +213,25 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
       if (is_output[op->outputs[0]]) stays_float[op->outputs[0]] = 1;
     }
   }
+  // Float heads: the last FULLY_CONNECTED of each task (its logits, or the
+  // regression value) reads a DEQUANTIZE of its int8 input and runs in float.
+  std::vector<char> head_op(m.operators.size(), 0);
+  if (options.float_heads) {
+    auto producer = [&](int32_t t) -> int {
+      for (size_t o = 0; o < m.operators.size(); ++o)
+        if (m.operators[o]->outputs.at(0) == t) return static_cast<int>(o);
+      return -1;
+    };
+    for (const auto& task : m.tasks) {
+      int o = producer(task->output);
+      if (o >= 0 && (m.operators[o]->opcode == fb::OpCode::LOGISTIC ||
+                     m.operators[o]->opcode == fb::OpCode::SOFTMAX))
+        o = producer(m.operators[o]->inputs.at(0));
+      if (o < 0 || m.operators[o]->opcode != fb::OpCode::FULLY_CONNECTED) continue;
+      head_op[o] = 1;
+      stays_float.at(m.operators[o]->outputs[0]) = 1;
+    }
+  }
   for (int32_t t = 0; t < n_t; ++t) {
     auto& tensor = *m.tensors[t];
     if (tensor.buffer != 0 || stays_float[t]) continue;
@@ -177,8 +242,31 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     tensor.quantization = Quant(scale, zp);
   }
   std::vector<std::unique_ptr<fb::OperatorT>> ops;
-  for (auto& op : m.operators) {
+  std::map<int32_t, int32_t> dequantized;  // int8 tensor -> its DEQUANTIZE output
+  for (size_t op_index = 0; op_index < m.operators.size(); ++op_index) {
+    auto& op = m.operators[op_index];
     const int32_t out = op->outputs[0];
+    if (head_op[op_index]) {
+      const int32_t x = op->inputs[0];
+      if (m.tensors[x]->dtype == fb::DType::INT8) {
+        if (!dequantized.count(x)) {
+          auto deq = std::make_unique<fb::TensorT>();
+          deq->name = m.tensors[x]->name + ".float";
+          deq->dtype = fb::DType::FLOAT32;
+          deq->shape = m.tensors[x]->shape;
+          m.tensors.push_back(std::move(deq));
+          dequantized[x] = static_cast<int32_t>(m.tensors.size()) - 1;
+          auto dq = std::make_unique<fb::OperatorT>();
+          dq->opcode = fb::OpCode::DEQUANTIZE;
+          dq->inputs = {x};
+          dq->outputs = {dequantized[x]};
+          ops.push_back(std::move(dq));
+        }
+        op->inputs[0] = dequantized[x];
+      }
+      ops.push_back(std::move(op));
+      continue;
+    }
     switch (op->opcode) {
       case fb::OpCode::FULLY_CONNECTED: {
         auto& y = *m.tensors[out];
@@ -192,17 +280,22 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
           ChooseAsymmetric({0.0f, ranges_all[out].max}, &scale, &zp);
           y.quantization = Quant(scale, zp);
         }
+        const float sx = x.quantization->scale[0];
         if (w.dtype == fb::DType::FLOAT32) {
           std::vector<int8_t> qw;
           std::vector<float> ws;
           QuantizeWeightsPerChannel(BufferAs<float>(m, w.buffer), w.shape[0], w.shape[1], &qw, &ws);
+          PruneNegligibleRows(w.shape[0], w.shape[1], sx, y.quantization->scale[0], &qw, &ws);
           m.buffers[w.buffer]->data.assign(reinterpret_cast<uint8_t*>(qw.data()),
                                            reinterpret_cast<uint8_t*>(qw.data()) + qw.size());
           w.dtype = fb::DType::INT8;
           w.quantization = std::make_unique<fb::QuantizationT>();
           w.quantization->scale = ws;
-          w.quantization->zero_point.assign(ws.size(), 0);
-          const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), x.quantization->scale[0], ws);
+          w.quantization->zero_point.assign(ws.size(), 0);  // symmetric
+        }
+        FitOutputScale(sx, w.quantization->scale, &y);
+        if (b.dtype == fb::DType::FLOAT32) {
+          const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), sx, w.quantization->scale);
           m.buffers[b.buffer]->data.assign(reinterpret_cast<const uint8_t*>(qb.data()),
                                            reinterpret_cast<const uint8_t*>(qb.data()) + qb.size() * 4);
           b.dtype = fb::DType::INT32;
@@ -227,7 +320,7 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
           dq->outputs = {d};
           ops.push_back(std::move(dq));
           op->inputs = {d};
-        } else if (op->opcode == fb::OpCode::LOGISTIC) {
+        } else if (op->opcode == fb::OpCode::LOGISTIC && m.tensors[out]->dtype == fb::DType::INT8) {
           m.tensors[out]->quantization = Quant(1.0f / 256, -128);
         }
         ops.push_back(std::move(op));
@@ -272,6 +365,29 @@ float TaskLogitScale(const fb::ModelT& model, const fb::TaskT& task) {
   const fb::OperatorT* op = producer(task.output);
   if (op != nullptr && (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::SOFTMAX))
     op = producer(op->inputs.at(0));
+  if (op != nullptr && op->opcode == fb::OpCode::FULLY_CONNECTED &&
+      model.tensors.at(op->inputs.at(1))->dtype == fb::DType::FLOAT32) {
+    // A float head on a DEQUANTIZE of int8 features c: one LSB of every
+    // feature moves logit k by at most s_c * sum_j |W[k][j]|.
+    const fb::OperatorT* dq = producer(op->inputs[0]);
+    if (dq == nullptr || dq->opcode != fb::OpCode::DEQUANTIZE) return 0.0f;
+    const auto& q = model.tensors.at(dq->inputs.at(0))->quantization;
+    const auto& w = *model.tensors.at(op->inputs[1]);
+    const auto& data = model.buffers.at(w.buffer)->data;
+    const int out = w.shape.at(0), in = w.shape.at(1);
+    if (!q || q->scale.empty() || data.size() != static_cast<size_t>(out) * in * 4) return 0.0f;
+    double worst = 0.0;
+    for (int k = 0; k < out; ++k) {
+      double l1 = 0.0;
+      for (int j = 0; j < in; ++j) {
+        float v;
+        std::memcpy(&v, data.data() + (static_cast<size_t>(k) * in + j) * 4, 4);
+        l1 += std::fabs(v);
+      }
+      worst = std::max(worst, l1);
+    }
+    return static_cast<float>(q->scale[0] * worst);
+  }
   if (op == nullptr || op->opcode != fb::OpCode::DEQUANTIZE) return 0.0f;
   const auto& q = model.tensors.at(op->inputs.at(0))->quantization;
   return q && !q->scale.empty() ? q->scale[0] : 0.0f;
@@ -312,6 +428,80 @@ float GoldenTolerance(const fb::ModelT& model, const float* outputs, uint32_t ro
     offset += size;
   }
   return static_cast<float>(tol);
+}
+
+int StandardizedInputTensor(const fb::ModelT& model) {
+  for (const auto& op : model.operators)
+    if (op->opcode == fb::OpCode::QUANTIZE && op->inputs.size() == 1 && op->inputs[0] == model.input_tensor)
+      return op->outputs.at(0);
+  return -1;
+}
+
+bool EqualizeInputs(fb::ModelT* m, const std::vector<Range>& feature_ranges, std::vector<float>* centre,
+                    std::vector<float>* half_width) {
+  const int x = StandardizedInputTensor(*m);
+  const size_t f = m->inputs.size();
+  if (x < 0 || feature_ranges.size() != f) return false;
+  std::vector<fb::OperatorT*> consumers;
+  for (auto& op : m->operators) {
+    for (size_t k = 0; k < op->inputs.size(); ++k) {
+      if (op->inputs[k] != x) continue;
+      if (op->opcode != fb::OpCode::FULLY_CONNECTED || k != 0) return false;
+      consumers.push_back(op.get());
+    }
+  }
+  std::vector<float> c(f), h(f);
+  for (size_t i = 0; i < f; ++i) {
+    const Range r = feature_ranges[i];
+    c[i] = 0.5f * (r.min + r.max);
+    h[i] = 0.5f * (r.max - r.min);
+    // A feature constant over the calibration rows keeps unit width (one
+    // standard deviation either side of its value).
+    if (!(h[i] > 0.0f) || !std::isfinite(h[i]) || !std::isfinite(c[i])) {
+      h[i] = 1.0f;
+      if (!std::isfinite(c[i])) c[i] = 0.0f;
+    }
+  }
+  // Shared weights or biases are rewritten once, from the original weights.
+  std::map<int32_t, std::vector<float>> original;
+  for (fb::OperatorT* op : consumers) {
+    const int32_t wi = op->inputs.at(1);
+    if (!original.count(wi)) original[wi] = BufferAs<float>(*m, m->tensors.at(wi)->buffer);
+    if (m->tensors[wi]->shape.size() != 2 || m->tensors[wi]->shape[1] != static_cast<int>(f)) return false;
+  }
+  std::vector<char> done(m->tensors.size(), 0);
+  for (fb::OperatorT* op : consumers) {
+    const int32_t wi = op->inputs[1], bi = op->inputs.at(2);
+    const std::vector<float>& w0 = original[wi];
+    const int out = m->tensors[wi]->shape[0], in = static_cast<int>(f);
+    if (!done[bi]) {
+      done[bi] = 1;
+      std::vector<float> bv = BufferAs<float>(*m, m->tensors[bi]->buffer);
+      for (int o = 0; o < out; ++o) {
+        double shift = 0.0;
+        for (int i = 0; i < in; ++i) shift += static_cast<double>(w0[static_cast<size_t>(o) * in + i]) * c[i];
+        bv[o] = static_cast<float>(bv[o] + shift);
+      }
+      m->buffers[m->tensors[bi]->buffer]->data.assign(reinterpret_cast<uint8_t*>(bv.data()),
+                                                      reinterpret_cast<uint8_t*>(bv.data()) + bv.size() * 4);
+    }
+    if (!done[wi]) {
+      done[wi] = 1;
+      std::vector<float> wv = w0;
+      for (int o = 0; o < out; ++o)
+        for (int i = 0; i < in; ++i) wv[static_cast<size_t>(o) * in + i] *= h[i];
+      m->buffers[m->tensors[wi]->buffer]->data.assign(reinterpret_cast<uint8_t*>(wv.data()),
+                                                      reinterpret_cast<uint8_t*>(wv.data()) + wv.size() * 4);
+    }
+  }
+  for (size_t i = 0; i < f; ++i) {
+    auto& in = *m->inputs[i];
+    in.mean = in.mean + c[i] * in.std;
+    in.std = in.std * h[i];
+  }
+  if (centre) *centre = c;
+  if (half_width) *half_width = h;
+  return true;
 }
 
 }  // namespace mtan::host

@@ -36,13 +36,45 @@ bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>&
                         std::vector<std::vector<float>>* values, std::string* error,
                         const std::function<void(uint32_t, uint32_t)>& progress = nullptr);
 
+// Per-feature input equalization, for raw inputs on wildly different scales
+// (prices, counts, flags). QUANTIZE standardizes each feature and then
+// quantizes all of them with ONE int8 scale, so a single heavy-tailed feature
+// (a price 30 standard deviations out) would leave a 0/1 flag a handful of
+// levels. Given each feature's calibrated range [lo_i, hi_i] in standardized
+// units, this rewrites the float model into an equivalent one whose
+// standardized features all span [-1, 1]:
+//   mean'_i = mean_i + c_i std_i,  std'_i = k_i std_i   (c = centre, k = half-width)
+//   W'[:, i] = k_i W[:, i],        b' = b + W c         (every consumer FC)
+// so the int8 input gives each feature 255 levels over its own range. Returns
+// false (model unchanged) when a consumer of the standardized input is not a
+// FULLY_CONNECTED. `centre` and `half_width` (if not null) get c and k.
+bool EqualizeInputs(fb::ModelT* float_model, const std::vector<Range>& feature_ranges,
+                    std::vector<float>* centre = nullptr, std::vector<float>* half_width = nullptr);
+
+// Index of the standardized input tensor (the QUANTIZE output), or -1.
+int StandardizedInputTensor(const fb::ModelT& model);
+
+// The range an equalized input is quantized with: [-128/127, 1], i.e. scale
+// 1/127 and zero point 0, so that -1, 0 and 1 are exact.
+inline Range EqualizedInputRange() { return {-128.0f / 127.0f, 1.0f}; }
+
+struct QuantizeOptions {
+  // Keep each task's last FULLY_CONNECTED (logits, or the regression value)
+  // in float, reading a DEQUANTIZE of its int8 input: no 8-bit rounding of the
+  // logits, whose ties cost AUC. Its weights are tiny (task width x outputs).
+  bool float_heads = false;
+};
+
 // The float model with int8 weights and activations. `ranges[t]` is the
 // calibrated range of activation t. The model input and the task outputs stay
 // float32: heads compute int8 logits, DEQUANTIZE, then sigmoid/softmax in float.
-fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges);
+fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges,
+                         const QuantizeOptions& options = {});
 
-// The int8 scale of the logits behind a task's output (what its DEQUANTIZE
-// reads), or 0 for a task whose output is computed in float all the way.
+// How far one LSB moves the logits behind a task's output: the int8 scale of
+// the logits its DEQUANTIZE reads, or for a float head the most one LSB of
+// each of its int8 inputs can move a logit (s_c * max_k sum_j |W[k][j]|);
+// 0 for a task computed in float all the way.
 float TaskLogitScale(const fb::ModelT& model, const fb::TaskT& task);
 
 // Golden-case tolerance for `rows` all-task output rows of `model` (as

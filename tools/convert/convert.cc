@@ -118,7 +118,7 @@ bool AddGoldenCases(fb::ModelT& q, const host::Dataset& data, const Options& o, 
 
 // Per-layer float vs int8: the int8 model without memory reuse keeps every
 // activation of a run, read back with mtan_tensor_get and dequantized.
-bool CompareLayers(const fb::ModelT& float_model, const std::vector<std::vector<float>>& values,
+bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::vector<float>*>& values,
                    const fb::ModelT& q, const host::Dataset& data,
                    std::vector<LayerReport>* layers, std::string* error) {
   fb::ModelT copy = DeepCopy(q);
@@ -129,7 +129,7 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<std::vector<
     return false;
   std::map<std::string, int> float_index;
   for (size_t t = 0; t < float_model.tensors.size(); ++t)
-    if (!values[t].empty()) float_index[float_model.tensors[t]->name] = static_cast<int>(t);
+    if (!values[t]->empty()) float_index[float_model.tensors[t]->name] = static_cast<int>(t);
   uint32_t tensors = 0;
   mtan_tensor_count(rt.get(), &tensors);
   struct Acc {
@@ -151,7 +151,7 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<std::vector<
       if (acc[t].float_t < 0) continue;
       mtan_tensor_desc d;
       if (mtan_tensor_get(rt.get(), t, &d) != MTAN_OK || d.data == nullptr) continue;
-      const float* fv = values[acc[t].float_t].data() + static_cast<size_t>(r0) * d.channels;
+      const float* fv = values[acc[t].float_t]->data() + static_cast<size_t>(r0) * d.channels;
       const size_t count = static_cast<size_t>(b) * d.channels;
       Acc& a = acc[t];
       for (size_t i = 0; i < count; ++i) {
@@ -159,7 +159,9 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<std::vector<
         if (d.dtype == 1) {
           const int8_t q8 = static_cast<const int8_t*>(d.data)[i];
           v = static_cast<double>(d.scale) * (q8 - d.zero_point);
-          a.sat += (q8 == -128 || q8 == 127) ? 1 : 0;
+          // At a limit of the int8 range, unless that limit is 0 itself
+          // (ReLU and sigmoid outputs have zero point -128).
+          a.sat += (q8 == 127 || (q8 == -128 && d.zero_point != -128)) ? 1 : 0;
         } else {
           v = static_cast<const float*>(d.data)[i];
         }
@@ -303,10 +305,31 @@ bool Convert(const Options& o, Report* report, std::string* error) {
     methods = {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile, CalibrationMethod::kMse};
   report->requested = host::CalibrationMethodName(o.method);
   fb::ModelT best;
+  std::vector<float> best_input_values;  // the equalized standardized input, for the report
+  bool best_equalized = false;
   double best_score = std::numeric_limits<double>::infinity();
+  const int std_t = host::StandardizedInputTensor(f);
   for (CalibrationMethod m : methods) {
-    const std::vector<host::Range> ranges = host::CalibrateRanges(values, m, o.percentile);
-    fb::ModelT q = host::QuantizeModel(f, ranges);
+    // Equalize the raw inputs' ranges first (see EqualizeInputs): the
+    // calibrated per-feature ranges use the same method.
+    fb::ModelT fe = DeepCopy(f);
+    std::vector<float> input_values;
+    bool equalized = false;
+    if (o.equalize_inputs && std_t >= 0) {
+      const int features = static_cast<int>(f.inputs.size());
+      std::vector<float> c, h;
+      if (host::EqualizeInputs(&fe, host::ChannelRanges(values[std_t], features, m, o.percentile), &c, &h)) {
+        equalized = true;
+        input_values = values[std_t];
+        for (size_t i = 0; i < input_values.size(); ++i)
+          input_values[i] = (input_values[i] - c[i % features]) / h[i % features];
+      }
+    }
+    std::vector<host::Range> ranges = host::CalibrateRanges(values, m, o.percentile);
+    if (equalized) ranges[std_t] = host::EqualizedInputRange();
+    host::QuantizeOptions qo;
+    qo.float_heads = o.float_heads;
+    fb::ModelT q = host::QuantizeModel(fe, ranges, qo);
     RuntimeModel rt;
     std::vector<host::TaskEvaluation> q_eval;
     if (rt.Load(host::FinishModel(q, kCalibrationBatch), 0, MTAN_BACKEND_DEFAULT, error) != MTAN_OK ||
@@ -327,6 +350,8 @@ bool Convert(const Options& o, Report* report, std::string* error) {
     if (c.score < best_score) {
       best_score = c.score;
       best = std::move(q);
+      best_input_values = std::move(input_values);
+      best_equalized = equalized;
       report->method = c.method;
       report->tasks = c.tasks;
     }
@@ -335,6 +360,10 @@ bool Convert(const Options& o, Report* report, std::string* error) {
 
   // Metadata: where it came from, how it was calibrated, what it scores.
   fb::ModelT& q = best;
+  // Per-channel weight zero points are all 0, the format's default: not
+  // storing them saves 4 bytes per output channel.
+  for (auto& t : q.tensors)
+    if (t->buffer != 0 && t->dtype == fb::DType::INT8 && t->quantization) t->quantization->zero_point.clear();
   if (!q.metadata) q.metadata = std::make_unique<fb::MetadataT>();
   fb::MetadataT& md = *q.metadata;
   const std::string source_producer = md.producer;
@@ -344,6 +373,8 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   SetProperty(md, "calibration", report->method);
   SetProperty(md, "calibration_requested", report->requested);
   SetProperty(md, "calibration_rows", std::to_string(n));
+  SetProperty(md, "input_equalization", best_equalized ? "per-feature" : "off");
+  SetProperty(md, "heads", o.float_heads ? "float" : "int8");
   if (report->method == "percentile") SetProperty(md, "calibration_percentile", fmt::format("{}", o.percentile));
   for (const auto& t : report->tasks) {
     for (const auto& m : t.metrics) {
@@ -382,7 +413,14 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   report->max_batch = max_batch;
 
   Progress(o, "comparing float and int8 activations per layer");
-  if (!CompareLayers(f, values, q, data, &report->layers, error)) return false;
+  {
+    std::vector<const std::vector<float>*> layer_values;
+    for (const auto& v : values) layer_values.push_back(&v);
+    if (best_equalized) layer_values[std_t] = &best_input_values;
+    if (!CompareLayers(f, layer_values, q, data, &report->layers, error)) return false;
+  }
+  report->input_equalization = best_equalized;
+  report->float_heads = o.float_heads;
 
   if (!host::WriteFileAtomic(o.out_path, file, error)) return false;
   if (!o.report_path.empty()) {
@@ -418,7 +456,11 @@ std::string ReportJson(const Report& r) {
   };
   ordered_json j;
   j["source_hash"] = r.source_hash;
-  j["calibration"] = {{"method", r.method}, {"requested", r.requested}, {"rows", r.calibration_rows}};
+  j["calibration"] = {{"method", r.method},
+                      {"requested", r.requested},
+                      {"rows", r.calibration_rows},
+                      {"input_equalization", r.input_equalization ? "per-feature" : "off"},
+                      {"heads", r.float_heads ? "float" : "int8"}};
   ordered_json cands = ordered_json::object();
   for (const auto& c : r.candidates) cands[c.method] = {{"score", num(c.score)}, {"tasks", tasks_json(c.tasks)}};
   j["calibration"]["candidates"] = cands;
@@ -450,8 +492,9 @@ std::string ReportJson(const Report& r) {
 
 std::string ReportTable(const Report& r) {
   std::string s;
-  s += fmt::format("calibration: {} ({} requested) on {} rows\n\n", r.method, r.requested,
-                   r.calibration_rows);
+  s += fmt::format("calibration: {} ({} requested) on {} rows, input equalization {}, {} heads\n\n",
+                   r.method, r.requested, r.calibration_rows,
+                   r.input_equalization ? "per-feature" : "off", r.float_heads ? "float" : "int8");
   s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}\n", "task", "metric", "rows", "float",
                    "int8", "delta");
   for (const auto& t : r.tasks) {

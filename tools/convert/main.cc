@@ -30,10 +30,20 @@ int main(int argc, char** argv) {
                  "the source model's)")
       ->check(CLI::Range(1u, static_cast<uint32_t>(MTAN_MAX_BATCH)));
   app.add_option("--report", o.report_path, "Also write the report as JSON to this file");
+  bool no_equalization = false;
+  app.add_flag("--no-input-equalization", no_equalization,
+               "Quantize the standardized inputs with one scale as they are, instead of rescaling "
+               "each feature to its own calibrated range first (for comparison)");
+  bool int8_heads = false;
+  app.add_flag("--int8-heads", int8_heads,
+               "Quantize each task's last layer too (int8 logits, then DEQUANTIZE) instead of "
+               "running it in float on the dequantized features (for comparison)");
   bool quiet = false;
   app.add_flag("--quiet", quiet, "No progress lines on stderr");
   CLI11_PARSE(app, argc, argv);
   mtan::host::ParseCalibrationMethod(method, &o.method);
+  o.equalize_inputs = !no_equalization;
+  o.float_heads = !int8_heads;
   if (!quiet) o.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 
   mtan::convert::Report report;
