@@ -160,6 +160,7 @@ mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name) {
       break;
   }
   g_arena = nullptr;
+  g_scratch = nullptr;  // it pointed at this frame's `scratch`
   if (sizing) {
     // Counted; a refused allocation is expected here.
     if (x != nullptr) xnn_delete_operator(x);
