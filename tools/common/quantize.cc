@@ -188,7 +188,7 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
         continue;
       }
       auto copy = std::make_unique<fb::TensorT>();
-      copy->name = m.tensors[t]->name + "." + m.tensors[op->outputs[0]]->name;
+      copy->name = m.tensors[op->outputs[0]]->name + ".bias";  // e.g. click.att.spend.fc.bias
       copy->dtype = m.tensors[t]->dtype;
       copy->shape = m.tensors[t]->shape;
       auto buf = std::make_unique<fb::BufferT>();

@@ -154,14 +154,16 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::v
       const float* fv = values[acc[t].float_t]->data() + static_cast<size_t>(r0) * d.channels;
       const size_t count = static_cast<size_t>(b) * d.channels;
       Acc& a = acc[t];
+      // Clipped: the float value lies more than half a step outside what
+      // the int8 tensor can represent.
+      const double lo = static_cast<double>(d.scale) * (-128 - d.zero_point) - 0.5 * d.scale;
+      const double hi = static_cast<double>(d.scale) * (127 - d.zero_point) + 0.5 * d.scale;
       for (size_t i = 0; i < count; ++i) {
         double v;
         if (d.dtype == 1) {
           const int8_t q8 = static_cast<const int8_t*>(d.data)[i];
           v = static_cast<double>(d.scale) * (q8 - d.zero_point);
-          // At a limit of the int8 range, unless that limit is 0 itself
-          // (ReLU and sigmoid outputs have zero point -128).
-          a.sat += (q8 == 127 || (q8 == -128 && d.zero_point != -128)) ? 1 : 0;
+          a.sat += (fv[i] < lo || fv[i] > hi) ? 1 : 0;
         } else {
           v = static_cast<const float*>(d.data)[i];
         }
@@ -474,7 +476,7 @@ std::string ReportJson(const Report& r) {
     if (l.dtype == "int8") {
       lj["scale"] = l.scale;
       lj["zero_point"] = l.zero_point;
-      lj["saturated"] = num(l.saturated);
+      lj["clipped"] = num(l.saturated);
     }
     lj["cosine"] = num(l.cosine);
     lj["relative_rmse"] = num(l.relative_rmse);
@@ -505,7 +507,7 @@ std::string ReportTable(const Report& r) {
     }
   }
   s += fmt::format("\n{:<36} {:>7} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "layer", "dtype", "chan",
-                   "scale", "cosine", "rel.rmse", "sat%");
+                   "scale", "cosine", "rel.rmse", "clip%");
   for (const auto& l : r.layers) {
     s += fmt::format("{:<36} {:>7} {:>6} {:>10} {:>9.6f} {:>9.5f} {:>7}\n", l.name, l.dtype,
                      l.channels, l.dtype == "int8" ? fmt::format("{:.3g}", l.scale) : "-",

@@ -60,7 +60,7 @@ struct LayerReport {
   int32_t zero_point = 0;
   double cosine = 0;         // of the flattened float and dequantized int8 values
   double relative_rmse = 0;  // RMSE(int8 - float) / RMS(float)
-  double saturated = 0;      // fraction of int8 values clipped at -128 or 127 (0 itself excluded)
+  double saturated = 0;      // fraction of float values outside the int8 range (clipped)
 };
 
 struct CandidateReport {
