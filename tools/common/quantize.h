@@ -66,8 +66,13 @@ struct QuantizeOptions {
 };
 
 // The float model with int8 weights and activations. `ranges[t]` is the
-// calibrated range of activation t. The model input and the task outputs stay
-// float32: heads compute int8 logits, DEQUANTIZE, then sigmoid/softmax in float.
+// calibrated range of activation t (ReLU outputs use [0, max]; LOGISTIC and
+// TANH outputs get XNNPACK's fixed scales). The model input and the task
+// outputs stay float32: heads compute int8 logits, DEQUANTIZE, then
+// sigmoid/softmax in float (or, with float_heads, the whole last layer in
+// float). Per-channel scales are kept within XNNPACK's requantization limits
+// (see FitOutputScale / PruneNegligibleRows in quantize.cc). Throws
+// std::invalid_argument for an already-quantized model or a wrong range count.
 fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges,
                          const QuantizeOptions& options = {});
 

@@ -20,6 +20,7 @@ using host::CalibrationMethod;
 using host::RuntimeModel;
 
 constexpr uint32_t kCalibrationBatch = 256;
+constexpr double kMaxCalibrationGiB = 8.0;
 
 void Progress(const Options& o, const std::string& line) {
   if (o.progress) o.progress(line);
@@ -284,6 +285,20 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   }
   report->calibration_rows = data.rows;
   const uint32_t n = static_cast<uint32_t>(data.rows);
+  {
+    // Every activation of every row is kept (percentiles, histograms and the
+    // per-layer report need them): refuse clearly rather than run out of memory.
+    uint64_t per_row = 0;
+    for (const auto& t : f.tensors)
+      if (t->buffer == 0 && !t->shape.empty()) per_row += static_cast<uint64_t>(t->shape[0]);
+    const double gib = static_cast<double>(per_row) * n * sizeof(float) / (1u << 30);
+    if (gib > kMaxCalibrationGiB) {
+      *error = fmt::format("{}: {} rows x {} activations per row need {:.1f} GiB to calibrate (limit "
+                           "{}); use fewer rows, e.g. the validation split",
+                           o.calib_path, n, per_row, gib, kMaxCalibrationGiB);
+      return false;
+    }
+  }
 
   // Every activation on every calibration row, from the runtime's float path.
   std::vector<std::vector<float>> values;
