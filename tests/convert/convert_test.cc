@@ -239,6 +239,10 @@ TEST_CASE("bad inputs: a clear message, nothing written") {
       {"name": "spend", "kind": "regression", "transform": "log1p"}]})");
     ExpectFailure(o, "task 'category'");
   }
+  SUBCASE("a report that cannot be written: no model either") {
+    o.report_path = fx.Path("no/such/dir/report.json");
+    ExpectFailure(o, "no/such/dir");
+  }
   SUBCASE("an output directory that does not exist") {
     o.out_path = fx.Path("no/such/dir/model.mtan");
     ExpectFailure(o, "no/such/dir");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -439,11 +440,15 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   report->input_equalization = best_equalized;
   report->float_heads = o.float_heads;
 
-  if (!host::WriteFileAtomic(o.out_path, file, error)) return false;
+  // Report first, then the model: a failure leaves neither behind.
   if (!o.report_path.empty()) {
     const std::string json = ReportJson(*report);
     if (!host::WriteFileAtomic(o.report_path, std::vector<uint8_t>(json.begin(), json.end()), error))
       return false;
+  }
+  if (!host::WriteFileAtomic(o.out_path, file, error)) {
+    if (!o.report_path.empty()) std::remove(o.report_path.c_str());
+    return false;
   }
   return true;
 }
