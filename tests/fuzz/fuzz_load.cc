@@ -1,0 +1,229 @@
+// libFuzzer target: one input is one .mtan file, as a kiosk downloads it.
+// It goes through mtan_arena_size, mtan_load (reference and XNNPACK
+// backends, an arena of any alignment), every query, mtan_run (all tasks and
+// each task, batches 1, 3 and max, rows derived from the input including NaN,
+// infinities and huge values) and mtan_self_test.
+//
+// Besides the sanitizers, the harness aborts (a finding) when the runtime
+// breaks its contract:
+// - a status outside mtan_status, or an error without a message;
+// - mtan_load given exactly mtan_arena_size's answer fails for lack of arena,
+//   or mtan_arena_used differs from that answer; one byte less is not
+//   MTAN_ERROR_ARENA_TOO_SMALL;
+// - a run on finite rows fails, or a non-finite feature is not
+//   MTAN_ERROR_INPUT_NOT_FINITE;
+// - a task run alone gives other values than the same task in an all-tasks run
+//   (the memory plan let a tensor be overwritten while live).
+//
+// The harness allocates (std::vector); the runtime under test does not.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "format.h"
+#include "mtan/mtan.h"
+
+namespace {
+
+// Arena beyond which the harness skips loading (the file may ask for up to
+// 1 GiB of activations; allocating that per input would only measure malloc).
+constexpr size_t kMaxArenaBytes = size_t{64} << 20;
+constexpr uint32_t kMaxTasksRunAlone = 8;
+
+[[noreturn]] void Finding(const char* what, mtan_status s) {
+  std::fprintf(stderr, "mtan fuzz finding: %s (status %d %s: %s)\n", what, static_cast<int>(s),
+               mtan_status_string(s), mtan_last_error());
+  std::abort();
+}
+
+// Every call must return a declared status, and an error must say why.
+mtan_status Checked(mtan_status s) {
+  if (static_cast<int>(s) < MTAN_OK || static_cast<int>(s) > MTAN_ERROR_NO_GOLDEN_CASES)
+    Finding("status outside mtan_status", s);
+  if (s != MTAN_OK && mtan_last_error()[0] == '\0') Finding("error without a message", s);
+  return s;
+}
+
+// splitmix64: the row values are a deterministic function of the input.
+struct Rng {
+  uint64_t state;
+  uint64_t Next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float Uniform(float lo, float hi) {
+    return lo + (hi - lo) * static_cast<float>(Next() >> 40) / static_cast<float>(1 << 24);
+  }
+};
+
+// One feature value: mostly plausible, sometimes extreme but finite.
+float FiniteValue(Rng& rng) {
+  static const float kExtreme[] = {0.0f, -0.0f, 3e38f, -3e38f, 1e-38f, 1e-45f, 65504.0f,
+                                   -1e9f, 1e9f, 127.5f, -128.5f};
+  const uint64_t r = rng.Next() % 16;
+  if (r < 12) return rng.Uniform(-100.0f, 100.0f);
+  return kExtreme[rng.Next() % (sizeof(kExtreme) / sizeof(kExtreme[0]))];
+}
+
+float NonFinite(Rng& rng) {
+  switch (rng.Next() % 3) {
+    case 0: return NAN;
+    case 1: return INFINITY;
+    default: return -INFINITY;
+  }
+}
+
+bool SameBits(const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+void ExerciseQueries(const mtan_model* m) {
+  uint32_t n = 0;
+  size_t used = 0;
+  Checked(mtan_arena_used(m, &used));
+  Checked(mtan_max_batch(m, &n));
+  Checked(mtan_input_count(m, &n));
+  for (uint32_t i = 0; i <= n && i < 4096; ++i) {
+    const char* name = nullptr;
+    if (Checked(mtan_input_name(m, i, &name)) == MTAN_OK && std::strlen(name) > (1u << 30))
+      Finding("input name", MTAN_OK);
+  }
+  Checked(mtan_task_count(m, &n));
+  for (uint32_t k = 0; k <= n; ++k) {
+    mtan_task_info info;
+    if (Checked(mtan_task_info_get(m, k, &info)) == MTAN_OK) {
+      int32_t found = -1;
+      Checked(mtan_task_find(m, info.name, &found));
+      uint32_t floats = 0;
+      Checked(mtan_output_size(m, static_cast<int32_t>(k), &floats));
+      if (floats != info.output_size) Finding("output size disagrees with task info", MTAN_OK);
+    }
+  }
+  Checked(mtan_tensor_count(m, &n));
+  for (uint32_t t = 0; t <= n; ++t) {
+    mtan_tensor_desc d;
+    if (Checked(mtan_tensor_get(m, t, &d)) == MTAN_OK && std::strlen(d.name) > (1u << 30))
+      Finding("tensor name", MTAN_OK);
+  }
+}
+
+// Runs `batch` rows on every task at once, then on each task alone, and
+// checks the statuses and that the results agree.
+void ExerciseRuns(mtan_model* m, uint32_t batch, Rng& rng, bool with_non_finite) {
+  uint32_t inputs = 0, tasks = 0, all = 0;
+  if (Checked(mtan_input_count(m, &inputs)) != MTAN_OK ||
+      Checked(mtan_task_count(m, &tasks)) != MTAN_OK ||
+      Checked(mtan_output_size(m, MTAN_ALL_TASKS, &all)) != MTAN_OK)
+    Finding("queries on a loaded model", MTAN_OK);
+  std::vector<float> rows(static_cast<size_t>(batch) * inputs);
+  for (float& v : rows) v = FiniteValue(rng);
+  if (with_non_finite) rows[rng.Next() % rows.size()] = NonFinite(rng);
+
+  // Exactly sized output buffers, so that ASan sees a write past the end.
+  std::vector<float> out_all(static_cast<size_t>(batch) * all);
+  mtan_status s = Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out_all.data(),
+                                   out_all.size(), nullptr));
+  if (with_non_finite) {
+    if (s != MTAN_ERROR_INPUT_NOT_FINITE) Finding("non-finite feature not refused", s);
+    return;
+  }
+  // A valid backend may still refuse at run time; then no value is promised.
+  if (s == MTAN_ERROR_BACKEND) return;
+  if (s != MTAN_OK) Finding("run on finite rows failed", s);
+  for (uint32_t k = 0; k < tasks && k < kMaxTasksRunAlone; ++k) {
+    mtan_task_info info;
+    if (Checked(mtan_task_info_get(m, k, &info)) != MTAN_OK) Finding("task info", MTAN_OK);
+    std::vector<float> out(static_cast<size_t>(batch) * info.output_size);
+    s = Checked(mtan_run(m, rows.data(), batch, static_cast<int32_t>(k), out.data(), out.size(),
+                         nullptr));
+    if (s == MTAN_ERROR_BACKEND) continue;
+    if (s != MTAN_OK) Finding("task run on finite rows failed", s);
+    for (uint32_t r = 0; r < batch; ++r) {
+      if (!SameBits(&out[static_cast<size_t>(r) * info.output_size],
+                    &out_all[static_cast<size_t>(r) * all + info.output_offset], info.output_size))
+        Finding("a task alone disagrees with the all-tasks run", MTAN_OK);
+    }
+  }
+  // A too-small output buffer and a batch above the maximum are statuses.
+  if (all > 0 && Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out_all.data(),
+                                  out_all.size() - 1, nullptr)) != MTAN_ERROR_OUTPUT_TOO_SMALL)
+    Finding("short output buffer accepted", MTAN_OK);
+}
+
+void LoadAndRun(const uint8_t* bytes, size_t size, mtan_backend backend, Rng& rng) {
+  mtan_options opt = mtan_options_default();
+  opt.backend = backend;
+  size_t need = 0;
+  if (Checked(mtan_arena_size(bytes, size, &opt, &need)) != MTAN_OK) return;
+  if (need > kMaxArenaBytes) {
+    opt.max_batch = 2;  // the file's maximum batch may be large: try a small one
+    if (Checked(mtan_arena_size(bytes, size, &opt, &need)) != MTAN_OK || need > kMaxArenaBytes)
+      return;
+  }
+  // An arena of any alignment: mtan_load aligns it itself, given the slack.
+  const size_t misalign = rng.Next() % 64;
+  std::vector<uint8_t> storage(need + 128);
+  uint8_t* arena = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63}) + misalign;
+  const size_t pad = misalign == 0 ? 0 : 64 - misalign;
+  mtan_model* m = nullptr;
+  if (rng.Next() % 8 == 0) {
+    const mtan_status s = Checked(mtan_load(bytes, size, &opt, arena, need + pad - 1, &m));
+    if (s != MTAN_ERROR_ARENA_TOO_SMALL || m != nullptr)
+      Finding("one byte less than mtan_arena_size is not ARENA_TOO_SMALL", s);
+  }
+  const mtan_status s = Checked(mtan_load(bytes, size, &opt, arena, need + pad, &m));
+  if (s == MTAN_ERROR_ARENA_TOO_SMALL) Finding("load failed in an arena of the reported size", s);
+  if (s != MTAN_OK) {
+    if (m != nullptr) Finding("failed load left a model", s);
+    return;
+  }
+  size_t used = 0;
+  Checked(mtan_arena_used(m, &used));
+  if (used != need + pad) Finding("arena used differs from mtan_arena_size", MTAN_OK);
+  ExerciseQueries(m);
+  uint32_t max_batch = 0;
+  Checked(mtan_max_batch(m, &max_batch));
+  const uint32_t batches[3] = {1, max_batch < 3 ? max_batch : 3, max_batch < 64 ? max_batch : 64};
+  for (uint32_t i = 0; i < 3; ++i) {
+    if (i > 0 && batches[i] == batches[i - 1]) continue;
+    ExerciseRuns(m, batches[i], rng, false);
+  }
+  ExerciseRuns(m, batches[1], rng, true);
+  const mtan_status st = Checked(mtan_self_test(m));
+  (void)st;
+  // Runs after a self-test still work (it shares the activations).
+  ExerciseRuns(m, 1, rng, false);
+  mtan_unload(m);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool initialized = mtan_init() == MTAN_OK;
+  if (!initialized) Finding("mtan_init failed", MTAN_ERROR_NOT_INITIALIZED);
+  // Model bytes must be 16-byte aligned (weights are read in place); the
+  // fuzzer's buffer is not, so copy. An exact-size heap block lets ASan see
+  // any read past the end of the file.
+  void* p = nullptr;
+  if (posix_memalign(&p, MTAN_MODEL_ALIGNMENT, size == 0 ? 1 : size) != 0) return 0;
+  if (size != 0) std::memcpy(p, data, size);
+  const uint8_t* bytes = static_cast<const uint8_t*>(p);
+  // Rows derive from the input's checksum: every mutation changes them.
+  Rng rng{mtan::Checksum64(data, size)};
+  size_t need = 0;
+  Checked(mtan_arena_size(bytes, size, nullptr, &need));
+  LoadAndRun(bytes, size, MTAN_BACKEND_REFERENCE, rng);
+  LoadAndRun(bytes, size, MTAN_BACKEND_XNNPACK, rng);
+  std::free(p);
+  return 0;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The sanitizer pass of issue 7, run by tools/test.sh (so by CI):
+#   1. builds the whole test suite with clang 14, ASan + UBSan
+#      (-fno-sanitize-recover=all: any report fails), without the trainer
+#      (libtorch), in build-asan/;
+#   2. runs ctest there, except zero_heap_test (it interposes malloc, which
+#      ASan owns);
+#   3. fuzzes mtan_load / mtan_run / mtan_self_test for FUZZ_SECONDS
+#      (default 60) from the generated seed corpus; a crash, hang or
+#      sanitizer report fails, and the input is left in build-asan/fuzz-artifacts/.
+# The same build carries libFuzzer's coverage instrumentation
+# (fuzzer-no-link), so one compile serves both.
+#
+#   tests/fuzz/run-sanitizers.sh            FUZZ_SECONDS=0 skips the fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+build=${MTAN_ASAN_BUILD_DIR:-build-asan}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+jobs=$(nproc 2>/dev/null || echo 2)
+[ "$jobs" -gt 2 ] && jobs=2
+
+# clang 14 and its sanitizer / libFuzzer runtimes, from Debian.
+missing=()
+for p in clang-14 libclang-rt-14-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "run-sanitizers: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+start=$SECONDS
+flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer"
+CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" \
+  -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DMTAN_BUILD_TRAINER=OFF -DMTAN_BENCH_TORCH=OFF -DMTAN_BUILD_FUZZERS=ON >/dev/null
+cmake --build "$build" -j"$jobs"
+echo "run-sanitizers: built in $((SECONDS - start)) s"
+
+# Any sanitizer report aborts the process; LeakSanitizer too.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+t=$SECONDS
+ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^zero_heap_test$'
+echo "run-sanitizers: ctest under ASan + UBSan in $((SECONDS - t)) s"
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+  t=$SECONDS
+  corpus=$build/fuzz-corpus
+  artifacts=$build/fuzz-artifacts
+  rm -rf "$corpus"
+  mkdir -p "$corpus" "$artifacts"
+  "$build/bin/mtan_fuzz_load" "$corpus" "$build/tests/fuzz/seeds" \
+    -max_total_time="$fuzz_seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$artifacts/" -print_final_stats=1 2>"$build/fuzz.log" || {
+    tail -60 "$build/fuzz.log"
+    echo "run-sanitizers: FAIL: the fuzzer found a crash, hang or sanitizer report;" \
+         "the input is in $artifacts (replay: $build/bin/mtan_fuzz_replay FILE)"
+    exit 1
+  }
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$build/fuzz.log" || true
+  echo "run-sanitizers: fuzzed $fuzz_seconds s, corpus $(ls "$corpus" | wc -l) new files," \
+       "in $((SECONDS - t)) s"
+fi
+echo "run-sanitizers: done in $((SECONDS - start)) s"

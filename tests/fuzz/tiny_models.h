@@ -1,0 +1,112 @@
+// Tiny MTAN-shaped models built with the real writer, for the fuzz seeds, the
+// fuzz regressions and the tool-hardening fixtures (no test framework: the
+// seed generator is a plain program).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model_io.h"
+#include "quantize.h"
+
+namespace mtan::tiny {
+
+// Which parts of MTAN a network has (the trainer's --arch values).
+struct Arch {
+  const char* name;
+  bool masks, cross, single;  // single: one trunk per task
+};
+constexpr Arch kArchs[] = {{"mtan", true, true, false},
+                           {"mtan-mask", true, false, false},
+                           {"mtan-cross", false, true, false},
+                           {"shared-bottom", false, false, false},
+                           {"single", false, false, true}};
+
+inline host::Dense RandomDense(std::mt19937& rng, int in, int out) {
+  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+  host::Dense d;
+  d.in = in;
+  d.out = out;
+  d.w.resize(static_cast<size_t>(in) * out);
+  d.b.resize(out);
+  for (float& v : d.w) v = n(rng);
+  for (float& v : d.b) v = 0.1f * n(rng);
+  return d;
+}
+
+// A small network of `arch` with one task per entry of `kinds` (named
+// "<KIND><index>", multiclass with 3 classes "a", "b", "c"), unless `names`
+// gives the names. Features are "f0".."f<n-1>".
+inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKind>& kinds,
+                                 int features, uint32_t seed,
+                                 const std::vector<std::string>& names = {}) {
+  std::mt19937 rng(seed);
+  host::MtanWeights w;
+  for (int i = 0; i < features; ++i) {
+    w.feature_names.push_back("f" + std::to_string(i));
+    w.mean.push_back(i % 2 == 0 ? 40.0f : 0.5f);
+    w.stddev.push_back(i % 2 == 0 ? 30.0f : 0.5f);
+  }
+  const int trunks = arch.single ? static_cast<int>(kinds.size()) : 1;
+  const int h1 = arch.single ? 6 : 12, h2 = arch.single ? 4 : 8;
+  for (int k = 0; k < trunks; ++k)
+    w.trunks.push_back({RandomDense(rng, features, h1), RandomDense(rng, h1, h2)});
+  for (size_t t = 0; t < kinds.size(); ++t) {
+    host::TaskHead h;
+    h.kind = kinds[t];
+    h.name = t < names.size() ? names[t]
+                              : std::string(fb::EnumNameTaskKind(h.kind)) + std::to_string(t);
+    const int outs = h.kind == fb::TaskKind::MULTICLASS ? 3 : 1;
+    if (h.kind == fb::TaskKind::MULTICLASS) h.class_names = {"a", "b", "c"};
+    if (h.kind == fb::TaskKind::REGRESSION && t % 2 == 0) h.transform = fb::OutputTransform::EXPM1;
+    h.trunk = arch.single ? static_cast<int>(t) : 0;
+    h.has_mask = arch.masks;
+    if (h.has_mask) {
+      h.mask_down = RandomDense(rng, h2, 4);
+      h.mask_up = RandomDense(rng, 4, h2);
+    }
+    h.task = RandomDense(rng, h2, 6);
+    h.has_cross = arch.cross;
+    if (h.has_cross) {
+      h.att = RandomDense(rng, 6, 4);
+      h.att_score = RandomDense(rng, 4, 1);
+    }
+    h.head = RandomDense(rng, 6, outs);
+    w.tasks.push_back(std::move(h));
+  }
+  return w;
+}
+
+// Raw rows in the ranges Weights' standardisation expects.
+inline std::vector<float> Rows(uint32_t seed, int n, int features) {
+  std::mt19937 rng(seed);
+  std::lognormal_distribution<float> price(3.5f, 0.8f);
+  std::bernoulli_distribution flag(0.5);
+  std::vector<float> x(static_cast<size_t>(n) * features);
+  for (int r = 0; r < n; ++r)
+    for (int i = 0; i < features; ++i)
+      x[static_cast<size_t>(r) * features + i] =
+          i % 2 == 0 ? price(rng) : static_cast<float>(flag(rng));
+  return x;
+}
+
+// Quantizes with min/max ranges collected on 128 rows through the runtime.
+inline bool Quantize(fb::ModelT* model, uint32_t seed, int features, std::string* error) {
+  const int n = 128;
+  std::vector<std::vector<float>> values;
+  if (!host::CollectActivations(*model, Rows(seed, n, features), n, &values, error)) return false;
+  std::vector<host::Range> ranges(values.size());
+  for (size_t t = 0; t < values.size(); ++t) {
+    for (float v : values[t]) {
+      ranges[t].min = std::min(ranges[t].min, v);
+      ranges[t].max = std::max(ranges[t].max, v);
+    }
+  }
+  *model = host::QuantizeModel(*model, ranges);
+  return true;
+}
+
+}  // namespace mtan::tiny
