@@ -12,7 +12,8 @@ mode=${1:-}
 want=(build-essential cmake pkg-config git
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev
-      libfmt-dev libcli11-dev nlohmann-json3-dev)
+      libfmt-dev libcli11-dev nlohmann-json3-dev
+      clang-14 libclang-rt-14-dev)  # the sanitizer and fuzzing pass of the tests
 if [ "$mode" != "--runtime" ]; then
   # libtorch calls the system BLAS: without OpenBLAS it falls back to the
   # reference BLAS and trains ~14x slower.
