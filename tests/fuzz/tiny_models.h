@@ -25,18 +25,6 @@ constexpr Arch kArchs[] = {{"mtan", true, true, false},
                            {"shared-bottom", false, false, false},
                            {"single", false, false, true}};
 
-inline host::Dense RandomDense(std::mt19937& rng, int in, int out) {
-  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
-  host::Dense d;
-  d.in = in;
-  d.out = out;
-  d.w.resize(static_cast<size_t>(in) * out);
-  d.b.resize(out);
-  for (float& v : d.w) v = n(rng);
-  for (float& v : d.b) v = 0.1f * n(rng);
-  return d;
-}
-
 // A small network of `arch` with one task per entry of `kinds` (named
 // "<KIND><index>", multiclass with 3 classes "a", "b", "c"), unless `names`
 // gives the names. Features are "f0".."f<n-1>".
@@ -53,7 +41,7 @@ inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKin
   const int trunks = arch.single ? static_cast<int>(kinds.size()) : 1;
   const int h1 = arch.single ? 6 : 12, h2 = arch.single ? 4 : 8;
   for (int k = 0; k < trunks; ++k)
-    w.trunks.push_back({RandomDense(rng, features, h1), RandomDense(rng, h1, h2)});
+    w.trunks.push_back({host::RandomDense(rng, features, h1), host::RandomDense(rng, h1, h2)});
   for (size_t t = 0; t < kinds.size(); ++t) {
     host::TaskHead h;
     h.kind = kinds[t];
@@ -65,16 +53,16 @@ inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKin
     h.trunk = arch.single ? static_cast<int>(t) : 0;
     h.has_mask = arch.masks;
     if (h.has_mask) {
-      h.mask_down = RandomDense(rng, h2, 4);
-      h.mask_up = RandomDense(rng, 4, h2);
+      h.mask_down = host::RandomDense(rng, h2, 4);
+      h.mask_up = host::RandomDense(rng, 4, h2);
     }
-    h.task = RandomDense(rng, h2, 6);
+    h.task = host::RandomDense(rng, h2, 6);
     h.has_cross = arch.cross;
     if (h.has_cross) {
-      h.att = RandomDense(rng, 6, 4);
-      h.att_score = RandomDense(rng, 4, 1);
+      h.att = host::RandomDense(rng, 6, 4);
+      h.att_score = host::RandomDense(rng, 4, 1);
     }
-    h.head = RandomDense(rng, 6, outs);
+    h.head = host::RandomDense(rng, 6, outs);
     w.tasks.push_back(std::move(h));
   }
   return w;

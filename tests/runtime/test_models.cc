@@ -5,22 +5,6 @@
 #include "doctest/doctest.h"
 
 namespace mtan::test {
-namespace {
-
-host::Dense RandomDense(std::mt19937& rng, int in, int out) {
-  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
-  host::Dense d;
-  d.in = in;
-  d.out = out;
-  d.w.resize(static_cast<size_t>(in) * out);
-  d.b.resize(out);
-  for (float& v : d.w) v = n(rng);
-  for (float& v : d.b) v = 0.1f * n(rng);
-  return d;
-}
-
-}  // namespace
-
 host::MtanWeights RandomMtan(uint32_t seed, int features) {
   std::mt19937 rng(seed);
   host::MtanWeights w;
@@ -29,7 +13,7 @@ host::MtanWeights RandomMtan(uint32_t seed, int features) {
     w.mean.push_back(i % 3 == 0 ? 50.0f : (i % 3 == 1 ? 0.5f : 3.0f));  // price, flag, count
     w.stddev.push_back(i % 3 == 0 ? 40.0f : (i % 3 == 1 ? 0.5f : 2.0f));
   }
-  w.trunks.push_back({RandomDense(rng, features, 32), RandomDense(rng, 32, 16)});
+  w.trunks.push_back({host::RandomDense(rng, features, 32), host::RandomDense(rng, 32, 16)});
   const char* names[3] = {"click", "category", "spend"};
   const fb::TaskKind kinds[3] = {fb::TaskKind::BINARY, fb::TaskKind::MULTICLASS,
                                  fb::TaskKind::REGRESSION};
@@ -41,13 +25,13 @@ host::MtanWeights RandomMtan(uint32_t seed, int features) {
     if (t == 1) h.class_names = {"a", "b", "c", "d"};
     if (t == 2) h.transform = fb::OutputTransform::EXPM1;
     h.has_mask = true;
-    h.mask_down = RandomDense(rng, 16, 8);
-    h.mask_up = RandomDense(rng, 8, 16);
-    h.task = RandomDense(rng, 16, 12);
+    h.mask_down = host::RandomDense(rng, 16, 8);
+    h.mask_up = host::RandomDense(rng, 8, 16);
+    h.task = host::RandomDense(rng, 16, 12);
     h.has_cross = true;
-    h.att = RandomDense(rng, 12, 6);
-    h.att_score = RandomDense(rng, 6, 1);
-    h.head = RandomDense(rng, 12, outs[t]);
+    h.att = host::RandomDense(rng, 12, 6);
+    h.att_score = host::RandomDense(rng, 6, 1);
+    h.head = host::RandomDense(rng, 12, outs[t]);
     w.tasks.push_back(std::move(h));
   }
   return w;

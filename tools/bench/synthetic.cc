@@ -9,18 +9,6 @@
 namespace mtan::bench {
 namespace {
 
-host::Dense RandomDense(std::mt19937& rng, int in, int out) {
-  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
-  host::Dense d;
-  d.in = in;
-  d.out = out;
-  d.w.resize(static_cast<size_t>(in) * out);
-  d.b.resize(out);
-  for (float& v : d.w) v = n(rng);
-  for (float& v : d.b) v = 0.1f * n(rng);
-  return d;
-}
-
 host::MtanWeights DefaultMtan(uint32_t seed) {
   constexpr int kFeatures = 48, kTrunk1 = 256, kTrunk2 = 128, kMask = 32, kTask = 64, kAtt = 32;
   std::mt19937 rng(seed);
@@ -31,7 +19,7 @@ host::MtanWeights DefaultMtan(uint32_t seed) {
     w.mean.push_back(mean(rng));
     w.stddev.push_back(stddev(rng));
   }
-  w.trunks.push_back({RandomDense(rng, kFeatures, kTrunk1), RandomDense(rng, kTrunk1, kTrunk2)});
+  w.trunks.push_back({host::RandomDense(rng, kFeatures, kTrunk1), host::RandomDense(rng, kTrunk1, kTrunk2)});
   struct Spec {
     const char* name;
     fb::TaskKind kind;
@@ -49,13 +37,13 @@ host::MtanWeights DefaultMtan(uint32_t seed) {
       for (int k = 0; k < s.outputs; ++k) h.class_names.push_back("c" + std::to_string(k));
     if (s.kind == fb::TaskKind::REGRESSION) h.transform = fb::OutputTransform::EXPM1;
     h.has_mask = true;
-    h.mask_down = RandomDense(rng, kTrunk2, kMask);
-    h.mask_up = RandomDense(rng, kMask, kTrunk2);
-    h.task = RandomDense(rng, kTrunk2, kTask);
+    h.mask_down = host::RandomDense(rng, kTrunk2, kMask);
+    h.mask_up = host::RandomDense(rng, kMask, kTrunk2);
+    h.task = host::RandomDense(rng, kTrunk2, kTask);
     h.has_cross = true;
-    h.att = RandomDense(rng, kTask, kAtt);
-    h.att_score = RandomDense(rng, kAtt, 1);
-    h.head = RandomDense(rng, kTask, s.outputs);
+    h.att = host::RandomDense(rng, kTask, kAtt);
+    h.att_score = host::RandomDense(rng, kAtt, 1);
+    h.head = host::RandomDense(rng, kTask, s.outputs);
     w.tasks.push_back(std::move(h));
   }
   return w;

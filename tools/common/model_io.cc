@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -74,6 +75,18 @@ struct GraphBuilder {
 size_t DTypeBytes(fb::DType d) { return d == fb::DType::INT8 ? 1 : 4; }
 
 }  // namespace
+
+Dense RandomDense(std::mt19937& rng, int in, int out) {
+  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+  Dense d;
+  d.in = in;
+  d.out = out;
+  d.w.resize(static_cast<size_t>(in) * out);
+  d.b.resize(out);
+  for (float& v : d.w) v = n(rng);
+  for (float& v : d.b) v = 0.1f * n(rng);
+  return d;
+}
 
 fb::ModelT BuildFloatModel(const MtanWeights& w) {
   const int f = static_cast<int>(w.feature_names.size());

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct TaskHead {
   Dense att, att_score;    // att_score.out == 1
   Dense head;              // o = head(c), then sigmoid / softmax / identity
 };
+
+// A layer with N(0, 1/in) weights and N(0, 0.01/in) biases: the random
+// networks of the tests, the fuzzer's seeds and mtan-bench --synthetic.
+Dense RandomDense(std::mt19937& rng, int in, int out);
 
 // Float weights of a whole MTAN (or one of its ablations), in the graph's
 // terms. Cross-attention pools over the `z` of every task with has_cross.

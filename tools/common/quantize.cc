@@ -160,6 +160,23 @@ void FitOutputScale(float sx, const std::vector<float>& ws, fb::TensorT* y) {
   if (sx * max_ws / sy > kMaxRequantization) sy = sx * max_ws / kMaxRequantization;
 }
 
+// Appends DEQUANTIZE(tensor) -> "<name>.float" to `ops`; returns the new tensor.
+int32_t AddDequantize(fb::ModelT& m, int32_t tensor,
+                      std::vector<std::unique_ptr<fb::OperatorT>>* ops) {
+  auto deq = std::make_unique<fb::TensorT>();
+  deq->name = m.tensors[tensor]->name + ".float";
+  deq->dtype = fb::DType::FLOAT32;
+  deq->shape = m.tensors[tensor]->shape;
+  m.tensors.push_back(std::move(deq));
+  const int32_t d = static_cast<int32_t>(m.tensors.size()) - 1;
+  auto dq = std::make_unique<fb::OperatorT>();
+  dq->opcode = fb::OpCode::DEQUANTIZE;
+  dq->inputs = {tensor};
+  dq->outputs = {d};
+  ops->push_back(std::move(dq));
+  return d;
+}
+
 }  // namespace
 
 fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>& ranges,
@@ -307,18 +324,7 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
       case fb::OpCode::SOFTMAX:
         if (stays_float[out] && m.tensors[op->inputs[0]]->dtype == fb::DType::INT8) {
           // Head: DEQUANTIZE the int8 logits, then the float activation.
-          auto& logits = *m.tensors[op->inputs[0]];
-          auto deq = std::make_unique<fb::TensorT>();
-          deq->name = logits.name + ".float";
-          deq->dtype = fb::DType::FLOAT32;
-          deq->shape = logits.shape;
-          m.tensors.push_back(std::move(deq));
-          const int32_t d = static_cast<int32_t>(m.tensors.size()) - 1;
-          auto dq = std::make_unique<fb::OperatorT>();
-          dq->opcode = fb::OpCode::DEQUANTIZE;
-          dq->inputs = {op->inputs[0]};
-          dq->outputs = {d};
-          ops.push_back(std::move(dq));
+          const int32_t d = AddDequantize(m, op->inputs[0], &ops);
           op->inputs = {d};
         } else if (op->opcode == fb::OpCode::LOGISTIC && m.tensors[out]->dtype == fb::DType::INT8) {
           m.tensors[out]->quantization = Quant(1.0f / 256, -128);
@@ -340,18 +346,7 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
   for (auto& task : m.tasks) {
     auto& out = *m.tensors[task->output];
     if (out.dtype != fb::DType::INT8) continue;
-    auto deq = std::make_unique<fb::TensorT>();
-    deq->name = out.name + ".float";
-    deq->dtype = fb::DType::FLOAT32;
-    deq->shape = out.shape;
-    m.tensors.push_back(std::move(deq));
-    const int32_t d = static_cast<int32_t>(m.tensors.size()) - 1;
-    auto dq = std::make_unique<fb::OperatorT>();
-    dq->opcode = fb::OpCode::DEQUANTIZE;
-    dq->inputs = {task->output};
-    dq->outputs = {d};
-    m.operators.push_back(std::move(dq));
-    task->output = d;
+    task->output = AddDequantize(m, task->output, &m.operators);
   }
   return m;
 }
