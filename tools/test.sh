@@ -13,7 +13,3 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 # The same runtime tests, and the demo model's outputs, on aarch64 and armhf
 # under qemu; the kiosk example against the installed package.
 bash platforms/test-arm.sh --host-build build
-
-# The whole test suite again under ASan + UBSan (clang 14), then a one-minute
-# libFuzzer run over model loading, running and self-test.
-bash tests/fuzz/run-sanitizers.sh
