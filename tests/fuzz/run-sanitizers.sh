@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The sanitizer pass of issue 7, run by tools/test.sh (so by CI):
-#   1. builds the whole test suite with clang 14, ASan + UBSan
-#      (-fno-sanitize-recover=all: any report fails), without the trainer
-#      (libtorch), in build-asan/;
+#   1. builds the whole test suite with ASan + UBSan (-fno-sanitize-recover=all:
+#      any report fails), without the trainer (libtorch), in build-asan/,
+#      with the project's usual compiler (what compiles in the normal build
+#      compiles here);
 #   2. runs ctest there, except zero_heap_test (it interposes malloc, which
 #      ASan owns);
-#   3. fuzzes mtan_load / mtan_run / mtan_self_test for FUZZ_SECONDS
-#      (default 60) from the generated seed corpus; a crash, hang or
-#      sanitizer report fails, and the input is left in build-asan/fuzz-artifacts/.
-# The same build carries libFuzzer's coverage instrumentation
-# (fuzzer-no-link), so one compile serves both.
+#   3. builds the libFuzzer target with clang 14 in build-fuzz/ (runtime and
+#      host library instrumented: address, undefined, fuzzer-no-link) and
+#      fuzzes mtan_load / mtan_run / mtan_self_test for FUZZ_SECONDS (default
+#      60) from the generated seed corpus; a crash, hang or sanitizer report
+#      fails, and the input is left in build-fuzz/fuzz-artifacts/.
 #
 #   tests/fuzz/run-sanitizers.sh            FUZZ_SECONDS=0 skips the fuzz run
 set -euo pipefail
@@ -35,18 +36,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 start=$SECONDS
-flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer"
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" \
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+cmake -S . -B "$build" \
   -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-  -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+  -DCMAKE_C_FLAGS="$san" -DCMAKE_CXX_FLAGS="$san" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DMTAN_BUILD_TRAINER=OFF -DMTAN_BENCH_TORCH=OFF -DMTAN_BUILD_FUZZERS=ON >/dev/null
+  -DMTAN_BUILD_TRAINER=OFF -DMTAN_BENCH_TORCH=OFF >/dev/null
 cmake --build "$build" -j"$jobs"
 echo "run-sanitizers: built in $((SECONDS - start)) s"
 
 # Any sanitizer report aborts the process; LeakSanitizer too.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 t=$SECONDS
 ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^zero_heap_test$'
@@ -54,12 +55,22 @@ echo "run-sanitizers: ctest under ASan + UBSan in $((SECONDS - t)) s"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
   t=$SECONDS
+  fuzz_build=${MTAN_FUZZ_BUILD_DIR:-build-fuzz}
+  flags="$san,fuzzer-no-link"
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$fuzz_build" \
+    -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+    -DMTAN_BUILD_TRAINER=OFF -DMTAN_BENCH_TORCH=OFF -DMTAN_BUILD_FUZZERS=ON >/dev/null
+  cmake --build "$fuzz_build" -j"$jobs" --target mtan_fuzz_load
+  build=$fuzz_build
   corpus=$build/fuzz-corpus
   artifacts=$build/fuzz-artifacts
   rm -rf "$corpus"
   mkdir -p "$corpus" "$artifacts"
   "$build/bin/mtan_fuzz_load" "$corpus" "$build/tests/fuzz/seeds" \
-    -max_total_time="$fuzz_seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$fuzz_seconds" -max_len=65536 -timeout=30 -rss_limit_mb=2048 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 2>"$build/fuzz.log" || {
     tail -60 "$build/fuzz.log"
     echo "run-sanitizers: FAIL: the fuzzer found a crash, hang or sanitizer report;" \
