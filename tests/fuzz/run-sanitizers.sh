@@ -56,7 +56,7 @@ echo "run-sanitizers: ctest under ASan + UBSan in $((SECONDS - t)) s"
 if [ "$fuzz_seconds" -gt 0 ]; then
   t=$SECONDS
   fuzz_build=${MTAN_FUZZ_BUILD_DIR:-build-fuzz}
-  flags="$san,fuzzer-no-link"
+  flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer"
   CC=clang-14 CXX=clang++-14 cmake -S . -B "$fuzz_build" \
     -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
