@@ -304,7 +304,9 @@ bool WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& bytes,
     *error = tmp + ": " + std::strerror(errno);
     return false;
   }
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
+  // (fwrite of an empty vector would pass NULL: undefined behaviour.)
+  const bool ok = (bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size()) &&
+                  std::fflush(f) == 0;
   const int err = errno;
   if (std::fclose(f) != 0 || !ok) {
     std::remove(tmp.c_str());
