@@ -97,6 +97,14 @@ struct Checker {
       if (reinterpret_cast<uintptr_t>(data->data()) % 16 != 0)
         return SetError(MTAN_ERROR_BUFFER, "tensor %u '%s': buffer %u is not 16-byte aligned", i,
                         name, t->buffer());
+      // A NaN or infinite weight would make every output NaN with MTAN_OK.
+      if (t->dtype() == fb::DType::FLOAT32) {
+        const float* v = reinterpret_cast<const float*>(data->data());
+        for (uint64_t k = 0; k < elements; ++k)
+          if (!isfinite(v[k]))
+            return SetError(MTAN_ERROR_BUFFER, "tensor %u '%s': value %llu is %g, not finite", i,
+                            name, static_cast<unsigned long long>(k), static_cast<double>(v[k]));
+      }
     }
     return CheckQuantization(i, name);
   }
@@ -129,6 +137,31 @@ struct Checker {
                             i, name, zp);
         }
       }
+    }
+    return MTAN_OK;
+  }
+
+  // An int8 FULLY_CONNECTED accumulates in int32: per output channel,
+  // |bias| + 256 * sum |w| must fit, or the sum wraps (in XNNPACK too) and
+  // the output is wrong with MTAN_OK. 256 bounds both (x - zero_point), as
+  // the reference kernel computes, and XNNPACK's bias with the zero point
+  // folded in plus its sum of w * x. The converter saturates its biases to
+  // this bound (tools/common/quantize.cc).
+  mtan_status CheckAccumulator(uint32_t o, uint32_t wi, uint32_t bi) {
+    const fb::Tensor* w = T(wi);
+    const uint32_t rows = static_cast<uint32_t>(w->shape()->Get(0));
+    const uint32_t cols = static_cast<uint32_t>(w->shape()->Get(1));
+    const int8_t* wv = reinterpret_cast<const int8_t*>(m->buffers()->Get(w->buffer())->data()->data());
+    const int32_t* bv =
+        reinterpret_cast<const int32_t*>(m->buffers()->Get(T(bi)->buffer())->data()->data());
+    for (uint32_t r = 0; r < rows; ++r) {
+      uint64_t bound = static_cast<uint64_t>(bv[r] < 0 ? -static_cast<int64_t>(bv[r]) : bv[r]);
+      const int8_t* row = wv + static_cast<uint64_t>(r) * cols;
+      for (uint32_t c = 0; c < cols; ++c) bound += 256u * static_cast<uint32_t>(row[c] < 0 ? -row[c] : row[c]);
+      if (bound > static_cast<uint64_t>(INT32_MAX))
+        return SetError(MTAN_ERROR_QUANTIZATION, "operator %u: output channel %u of '%s' can "
+                        "overflow the int32 accumulator (|bias| + 256 * sum |w| = %llu)", o, r,
+                        TensorName(m, wi), static_cast<unsigned long long>(bound));
     }
     return MTAN_OK;
   }
@@ -209,6 +242,7 @@ struct Checker {
             if (zps->Get(k) != 0)
               return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' must be symmetric (zero point 0)",
                               TensorName(m, wi));
+          MTAN_RETURN_IF_ERROR(CheckAccumulator(o, wi, bi));
         }
         break;
       }

@@ -43,20 +43,24 @@ TEST_CASE("a zero-range channel (all weights 0) gets scale 1 and zeros, no divis
   CHECK(std::isfinite(s[1]));
   CHECK(q[6] == 0);
   // Its bias still quantizes (at scale s_x * 1).
-  const auto qb = host::QuantizeBias({0.5f, 0.0f}, 0.1f, s);
+  const auto qb = host::QuantizeBias({0.5f, 0.0f}, 0.1f, s, q);
   CHECK(qb[0] == 5);
   CHECK(qb[1] == 0);
 }
 
 TEST_CASE("bias is int32 at s_x * s_w, rounded to nearest even and saturated") {
-  const std::vector<float> ws = {0.5f, 0.25f, 1.0f, 1e-6f};
-  // s_x * s_w = 0.05, 0.025, 0.1, 1e-7.
-  const auto q = host::QuantizeBias({0.125f, -0.0625f, 0.25f, 1e6f}, 0.1f, ws);
+  const std::vector<float> ws = {0.5f, 0.25f, 1.0f, 1e-6f, 1e-6f};
+  // s_x * s_w = 0.05, 0.025, 0.1, 1e-7, 1e-7; [5][2] int8 weights.
+  const std::vector<int8_t> w = {1, -1, 0, 0, 127, 127, 0, 0, -100, 27};
+  const auto q = host::QuantizeBias({0.125f, -0.0625f, 0.25f, 1e6f, -1e6f}, 0.1f, ws, w);
   CHECK(q[0] == 2);    // 2.5 -> 2 (ties to even)
   CHECK(q[1] == -2);   // -2.5 -> -2
   CHECK(q[2] == 2);    // 2.5 -> 2
-  CHECK(q[3] == std::numeric_limits<int32_t>::max());  // 1e13 saturates
-  const auto r = host::QuantizeBias({0.13f, -0.14f}, 0.1f, {0.5f, 0.5f});
+  // 1e13 saturates where the runtime's accumulator bound allows:
+  // |bias| + 256 * sum |w| <= INT32_MAX.
+  CHECK(q[3] == std::numeric_limits<int32_t>::max());
+  CHECK(q[4] == -(std::numeric_limits<int32_t>::max() - 256 * 127));
+  const auto r = host::QuantizeBias({0.13f, -0.14f}, 0.1f, {0.5f, 0.5f}, {0, 0});
   CHECK(r[0] == 3);    // 2.6 -> 3
   CHECK(r[1] == -3);   // -2.8 -> -3
 }

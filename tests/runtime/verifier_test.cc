@@ -115,6 +115,35 @@ TEST_CASE("quantization: zero, NaN, infinite scale, zero point out of range") {
          "std");
 }
 
+TEST_CASE("float weights: NaN or infinite values are refused") {
+  for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    Expect(Broken(false, [&](fb::ModelT& m) {
+             auto& t = *m.tensors[FindTensor(m, "trunk0.fc2.weight")];
+             std::memcpy(m.buffers[t.buffer]->data.data() + 8, &bad, 4);
+           }),
+           MTAN_ERROR_BUFFER, "'trunk0.fc2.weight': value 2 is");
+  }
+}
+
+// Sets channel 0's bias of trunk0.fc1 to `sign` * (INT32_MAX - 256 * sum |w|
+// + past): the accumulator bound, `past` beyond it.
+void BiasAtBound(fb::ModelT& m, int sign, int64_t past) {
+  const auto& w = *m.tensors[FindTensor(m, "trunk0.fc1.weight")];
+  const auto& b = *m.tensors[FindTensor(m, "trunk0.fc1.bias")];
+  int64_t sum = 0;
+  for (int i = 0; i < w.shape[1]; ++i) sum += std::abs(static_cast<int8_t>(m.buffers[w.buffer]->data[i]));
+  const int32_t bias = static_cast<int32_t>(sign * (int64_t{INT32_MAX} - 256 * sum + past));
+  std::memcpy(m.buffers[b.buffer]->data.data(), &bias, 4);
+}
+
+TEST_CASE("int8 weights and bias that could overflow the int32 accumulator") {
+  for (int sign : {1, -1}) {
+    Expect(Broken(true, [&](fb::ModelT& m) { BiasAtBound(m, sign, 1); }), MTAN_ERROR_QUANTIZATION,
+           "output channel 0 of 'trunk0.fc1.weight' can overflow");
+    CHECK(Verify(Broken(true, [&](fb::ModelT& m) { BiasAtBound(m, sign, 0); })) == MTAN_OK);
+  }
+}
+
 TEST_CASE("shapes: huge dimension, overflowing product, rank") {
   Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc1")]->shape[0] = 1 << 22; }),
          MTAN_ERROR_SHAPE, "dimension 0 is 4194304");

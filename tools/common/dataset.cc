@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -138,6 +139,8 @@ const char* TaskTypeName(TaskType type) {
 }
 
 bool ReadTextFile(const std::string& path, std::string* text, std::string* error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return Fail(error, path + ": is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail(error, path + ": cannot open for reading");
   std::ostringstream ss;

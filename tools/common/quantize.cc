@@ -41,13 +41,19 @@ void QuantizeWeightsPerChannel(const std::vector<float>& w, int out, int in,
 }
 
 std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale,
-                                  const std::vector<float>& weight_scales) {
+                                  const std::vector<float>& weight_scales,
+                                  const std::vector<int8_t>& weights) {
+  const size_t in = b.empty() ? 0 : weights.size() / b.size();
   std::vector<int32_t> q(b.size());
   for (size_t o = 0; o < b.size(); ++o) {
+    // The runtime refuses |bias| + 256 * sum |w| beyond INT32_MAX (the int32
+    // accumulator could wrap), so the bias saturates there.
+    double headroom = std::numeric_limits<int32_t>::max();
+    for (size_t i = 0; i < in; ++i) headroom -= 256.0 * std::abs(weights[o * in + i]);
+    headroom = std::max(headroom, 0.0);
     const double v = std::nearbyint(static_cast<double>(b[o]) /
                                     (static_cast<double>(input_scale) * weight_scales[o]));
-    q[o] = static_cast<int32_t>(std::clamp(v, static_cast<double>(std::numeric_limits<int32_t>::min()),
-                                           static_cast<double>(std::numeric_limits<int32_t>::max())));
+    q[o] = static_cast<int32_t>(std::clamp(v, -headroom, headroom));
   }
   return q;
 }
@@ -312,7 +318,8 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
         }
         FitOutputScale(sx, w.quantization->scale, &y);
         if (b.dtype == fb::DType::FLOAT32) {
-          const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), sx, w.quantization->scale);
+          const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), sx, w.quantization->scale,
+                                       BufferAs<int8_t>(m, w.buffer));
           m.buffers[b.buffer]->data.assign(reinterpret_cast<const uint8_t*>(qb.data()),
                                            reinterpret_cast<const uint8_t*>(qb.data()) + qb.size() * 4);
           b.dtype = fb::DType::INT32;

@@ -24,9 +24,12 @@ void ChooseAsymmetric(Range r, float* scale, int32_t* zero_point);
 void QuantizeWeightsPerChannel(const std::vector<float>& w, int out, int in,
                                std::vector<int8_t>* q, std::vector<float>* scales);
 
-// Int32 bias at scale s_x * s_w[o], rounded to nearest and saturated.
+// Int32 bias at scale s_x * s_w[o], rounded to nearest, saturated so that
+// |bias| + 256 * sum |w| fits in int32 (the runtime's accumulator bound).
+// `weights` is the int8 [out][in] matrix.
 std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale,
-                                  const std::vector<float>& weight_scales);
+                                  const std::vector<float>& weight_scales,
+                                  const std::vector<int8_t>& weights);
 
 // Every activation tensor's values over `n` rows, read back from the
 // runtime's own float path (a copy of the model written without memory

@@ -64,8 +64,11 @@ typedef enum mtan_status {
   MTAN_ERROR_INDEX = 9,             /* a tensor, buffer or operator index out of range */
   MTAN_ERROR_OPERATOR = 10,         /* wrong arity, dtype or activation for an operator */
   MTAN_ERROR_SHAPE = 11,            /* bad, overflowing or mismatched shape */
-  MTAN_ERROR_BUFFER = 12,           /* buffer missing or not the size of its tensor */
-  MTAN_ERROR_QUANTIZATION = 13,     /* scale not finite and positive, zero point out of range */
+  MTAN_ERROR_BUFFER = 12,           /* buffer missing, not the size of its tensor, or a
+                                       NaN / infinite float weight */
+  MTAN_ERROR_QUANTIZATION = 13,     /* scale not finite and positive, zero point out of
+                                       range, or an int8 layer whose |bias| + 256 * sum |w|
+                                       exceeds INT32_MAX (its accumulator could wrap) */
   MTAN_ERROR_GRAPH = 14,            /* cycle, out of order, or tensor defined twice */
   MTAN_ERROR_TASK = 15,             /* task without a valid output or plan */
   MTAN_ERROR_MEMORY_PLAN = 16,      /* live tensors share bytes, or plan out of bounds */
