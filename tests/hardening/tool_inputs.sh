@@ -24,7 +24,8 @@ limit=${MTAN_HARDENING_TIMEOUT:-300}
 passed=0
 failed=0
 
-# run NAME EXPECT COMMAND...   EXPECT: ok | fail | any
+# run NAME EXPECT COMMAND...   EXPECT: ok | fail | any | fail-dir (fails
+# with a message saying the path is a directory)
 run() {
   local name=$1 expect=$2
   shift 2
@@ -41,8 +42,10 @@ run() {
     verdict="exit $rc without a message on stderr"
   elif [ "$expect" = ok ] && [ $rc -ne 0 ]; then
     verdict="exit $rc, expected success"
-  elif [ "$expect" = fail ] && [ $rc -eq 0 ]; then
+  elif [ "$expect" != ok ] && [ "$expect" != any ] && [ $rc -eq 0 ]; then
     verdict="exit 0, expected an error"
+  elif [ "$expect" = fail-dir ] && ! grep -qi "directory" "$work/stderr"; then
+    verdict="the message does not say the path is a directory"
   fi
   if [ -n "$verdict" ]; then
     failed=$((failed + 1))
@@ -82,7 +85,7 @@ case "$tool" in
       run "model=$m" fail "$bin" "$f/$m"
       run "model=$m-json" fail "$bin" --json "$f/$m"
     done
-    run model=directory fail "$bin" "$work/a-directory"
+    run model=directory fail-dir "$bin" "$work/a-directory"
     run model=missing fail "$bin" "$work/no-such-file"
     ;;
   eval)
@@ -90,12 +93,12 @@ case "$tool" in
     ev valid ok "$f/model.mtan" "$f/data.csv" "$f/spec.json"
     cp "$work/stdout" "$work/plain.out"
     for m in "${bad_models[@]}"; do ev "model=$m" fail "$f/$m" "$f/data.csv" "$f/spec.json"; done
-    ev model=directory fail "$work/a-directory" "$f/data.csv" "$f/spec.json"
+    ev model=directory fail-dir "$work/a-directory" "$f/data.csv" "$f/spec.json"
     ev model=missing fail "$work/no-such-file" "$f/data.csv" "$f/spec.json"
     for c in "${bad_csvs[@]}"; do ev "data=$c" fail "$f/model.mtan" "$f/$c" "$f/spec.json"; done
-    ev data=directory fail "$f/model.mtan" "$work/a-directory" "$f/spec.json"
+    ev data=directory fail-dir "$f/model.mtan" "$work/a-directory" "$f/spec.json"
     for s in random.bin empty data.csv; do ev "spec=$s" fail "$f/model.mtan" "$f/data.csv" "$f/$s"; done
-    ev spec=directory fail "$f/model.mtan" "$f/data.csv" "$work/a-directory"
+    ev spec=directory fail-dir "$f/model.mtan" "$f/data.csv" "$work/a-directory"
     for c in "${awkward_csvs[@]}"; do
       ev "data=$c" ok "$f/model.mtan" "$f/$c" "$f/spec.json"
       cp "$work/stdout" "$work/$c.out"
@@ -110,11 +113,11 @@ case "$tool" in
     }
     cv valid ok "$f/model.mtan" "$f/data.csv" "$f/spec.json"
     for m in "${bad_models[@]}"; do cv "model=$m" fail "$f/$m" "$f/data.csv" "$f/spec.json"; done
-    cv model=directory fail "$work/a-directory" "$f/data.csv" "$f/spec.json"
+    cv model=directory fail-dir "$work/a-directory" "$f/data.csv" "$f/spec.json"
     for c in "${bad_csvs[@]}"; do cv "calib=$c" fail "$f/model.mtan" "$f/$c" "$f/spec.json"; done
-    cv calib=directory fail "$f/model.mtan" "$work/a-directory" "$f/spec.json"
+    cv calib=directory fail-dir "$f/model.mtan" "$work/a-directory" "$f/spec.json"
     for s in random.bin empty; do cv "spec=$s" fail "$f/model.mtan" "$f/data.csv" "$f/$s"; done
-    cv out=directory fail "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$work/a-directory"
+    cv out=directory fail-dir "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$work/a-directory"
     cv out=unwritable fail "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$f/empty/x.mtan"
     for c in "${awkward_csvs[@]}"; do
       cv "calib=$c" ok "$f/model.mtan" "$f/$c" "$f/spec.json" "$work/out/$c.mtan"
@@ -131,7 +134,7 @@ case "$tool" in
     b() { run "$1" "$2" "$bin" -m "$3" -b 1,2 --warmup 0 -r 1 --min-seconds 0 --load-runs 1 -q; }
     b valid ok "$f/model.mtan"
     for m in "${bad_models[@]}"; do b "model=$m" fail "$f/$m"; done
-    b model=directory fail "$work/a-directory"
+    b model=directory fail-dir "$work/a-directory"
     b model=missing fail "$work/no-such-file"
     ;;
   train)
@@ -140,7 +143,7 @@ case "$tool" in
         --epochs 1 --threads 1
     }
     for c in "${bad_csvs[@]}"; do trn "train=$c" fail "$f/$c" "$f/data.csv" "$f/spec.json"; done
-    trn train=directory fail "$work/a-directory" "$f/data.csv" "$f/spec.json"
+    trn train=directory fail-dir "$work/a-directory" "$f/data.csv" "$f/spec.json"
     trn val=random fail "$f/data.csv" "$f/random.bin" "$f/spec.json"
     for s in random.bin empty; do trn "spec=$s" fail "$f/data.csv" "$f/data.csv" "$f/$s"; done
     for c in "${awkward_csvs[@]}"; do trn "train=$c" ok "$f/$c" "$f/$c" "$f/spec.json"; done
