@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's second command: installs what is missing, builds everything and
-# runs every test (ctest). CI (.ci/run) runs exactly this.
+# runs every test (ctest, then ctest under sanitizers and a short fuzz run,
+# then the ARM tests under qemu). CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -9,6 +10,11 @@ bash tools/setup.sh --cross
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+
+# The whole suite again under ASan + UBSan (build-asan/), then a one-minute
+# libFuzzer run of model loading and running (build-fuzz/). FUZZ_SECONDS=0
+# skips the fuzz run.
+bash tests/fuzz/run-sanitizers.sh
 
 # The same runtime tests, and the demo model's outputs, on aarch64 and armhf
 # under qemu; the kiosk example against the installed package.
