@@ -16,25 +16,15 @@
 #   tests/fuzz/run-sanitizers.sh            FUZZ_SECONDS=0 skips the fuzz run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
 build=${MTAN_ASAN_BUILD_DIR:-build-asan}
 fuzz_seconds=${FUZZ_SECONDS:-60}
 jobs=$(nproc 2>/dev/null || echo 2)
 [ "$jobs" -gt 2 ] && jobs=2
 
-# clang 14 and its sanitizer / libFuzzer runtimes, from Debian.
-missing=()
-for p in clang-14 libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "run-sanitizers: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# clang 14 and its sanitizer / libFuzzer runtimes, libtorch for the trainer:
+# installed by the project's setup (only what is missing; nothing when
+# tools/test.sh has just run it).
+bash tools/setup.sh
 
 start=$SECONDS
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"

@@ -3,12 +3,12 @@
 // seed generator is a plain program).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "calibrate.h"
 #include "model_io.h"
 #include "quantize.h"
 
@@ -86,14 +86,7 @@ inline bool Quantize(fb::ModelT* model, uint32_t seed, int features, std::string
   const int n = 128;
   std::vector<std::vector<float>> values;
   if (!host::CollectActivations(*model, Rows(seed, n, features), n, &values, error)) return false;
-  std::vector<host::Range> ranges(values.size());
-  for (size_t t = 0; t < values.size(); ++t) {
-    for (float v : values[t]) {
-      ranges[t].min = std::min(ranges[t].min, v);
-      ranges[t].max = std::max(ranges[t].max, v);
-    }
-  }
-  *model = host::QuantizeModel(*model, ranges);
+  *model = host::QuantizeModel(*model, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax));
   return true;
 }
 

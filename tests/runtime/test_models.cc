@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "calibrate.h"
 #include "doctest/doctest.h"
 
 namespace mtan::test {
@@ -58,14 +59,7 @@ fb::ModelT Int8Model(uint32_t seed) {
   std::vector<std::vector<float>> values;
   std::string error;
   REQUIRE_MESSAGE(host::CollectActivations(f, RandomRows(seed + 1, n), n, &values, &error), error);
-  std::vector<host::Range> ranges(values.size());
-  for (size_t t = 0; t < values.size(); ++t) {
-    for (float v : values[t]) {
-      ranges[t].min = std::min(ranges[t].min, v);
-      ranges[t].max = std::max(ranges[t].max, v);
-    }
-  }
-  return host::QuantizeModel(f, ranges);
+  return host::QuantizeModel(f, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax));
 }
 
 Loaded::Loaded(const std::vector<uint8_t>& file, uint32_t max_batch, mtan_backend backend) {
