@@ -338,6 +338,7 @@ std::string SynthCeilingJson(const SynthData& d) {
   json out;
   out["generator"] = "mtan-data synth";
   out["seed"] = d.options.seed;
+  out["rows"] = d.rows;
   out["correlation"] = d.options.correlation;
   const int64_t bounds[4] = {0, d.train_end, d.val_end, d.rows};
   const char* names[3] = {"train", "val", "test"};

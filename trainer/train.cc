@@ -46,6 +46,32 @@ void SetBlasThreads(int n) {
   if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
 }
 
+// Thread layout and float mode for training, set before any worker thread
+// exists so that libgomp's threads inherit the flush-to-zero mode (POSIX
+// threads inherit the creator's floating-point environment).
+//  - Denormals: weight decay shrinks dead units toward zero; x86 arithmetic
+//    on denormal floats is 10-100x slower, so epochs slowed down as training
+//    went on (6 s to 55 s). FTZ/DAZ makes them zero.
+//  - Threads: libtorch's OpenMP pool and OpenBLAS's pthread pool each spin
+//    while the other works; with both at N, 2 cores ran 4+ spinning threads.
+//    OpenBLAS's workers also start before main, so they would not inherit
+//    FTZ. libtorch gets the threads and BLAS runs on the calling thread
+//    (trainer/RESULTS.md, "Training speed", measures each layout).
+void SetTrainingThreads(int threads) {
+  at::globalContext().setFlushDenormal(true);
+  at::set_num_threads(threads);
+  SetBlasThreads(1);
+}
+
+// What the next epoch will take: the median of the last three epochs (the
+// ETA). A mean over all epochs lags when epoch times drift.
+double RecentEpochSeconds(const std::vector<double>& seconds) {
+  const size_t k = std::min<size_t>(3, seconds.size());
+  std::vector<double> last(seconds.end() - k, seconds.end());
+  std::sort(last.begin(), last.end());
+  return last.empty() ? 0.0 : last[k / 2];
+}
+
 struct Split {
   host::Dataset data;
   torch::Tensor x;       // [N, F] standardised
@@ -127,6 +153,7 @@ double PrimaryOf(const host::TaskSpec& task, const std::vector<host::NamedMetric
 Evaluation Evaluate(MtanNet& net, const host::Spec& spec, const Split& s,
                     const std::vector<LabelScale>& scales) {
   torch::NoGradGuard no_grad;
+  const bool was_training = net->is_training();
   net->eval();
   const int T = static_cast<int>(spec.tasks.size());
   const int64_t n = s.data.rows;
@@ -161,7 +188,7 @@ Evaluation Evaluate(MtanNet& net, const host::Spec& spec, const Split& s,
       for (int u = 0; u < T; ++u) ev.alpha[t][u] = alpha_sum[t][u].item<double>();
     }
   }
-  net->train();
+  net->train(was_training);
   return ev;
 }
 
@@ -254,8 +281,7 @@ int RunTraining(const TrainOptions& opt) {
     if (ec) return Fail(parent.string() + ": cannot create directory: " + ec.message());
   }
   torch::manual_seed(opt.seed);
-  at::set_num_threads(opt.threads);
-  SetBlasThreads(opt.threads);
+  SetTrainingThreads(opt.threads);
 
   host::Spec spec;
   if (!host::LoadSpec(opt.spec_path, &spec, &error)) return Fail(error);
@@ -357,6 +383,7 @@ int RunTraining(const TrainOptions& opt) {
   double lr = opt.lr;
   const bool tty = isatty(fileno(stderr));
   const auto train_start = Clock::now();
+  std::vector<double> epoch_seconds;
   int epochs_run = 0;
   for (int epoch = 0; epoch < opt.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -425,7 +452,7 @@ int RunTraining(const TrainOptions& opt) {
       ++since_best;
     }
     const double epoch_s = Seconds(epoch_start);
-    const double elapsed = Seconds(train_start);
+    epoch_seconds.push_back(epoch_s);
     json ej;
     ej["epoch"] = epoch + 1;
     ej["seconds"] = epoch_s;
@@ -450,7 +477,7 @@ int RunTraining(const TrainOptions& opt) {
       const int left = stop ? 0 : opt.epochs - epoch - 1;
       std::printf("epoch %2d/%d %5.1fs | loss%s | val%s | score %.4f%s | eta %s\n", epoch + 1,
                   opt.epochs, epoch_s, losses.c_str(), MetricsLine(spec, ev).c_str(), ev.score,
-                  improved ? " *" : "  ", Duration(elapsed / (epoch + 1) * left).c_str());
+                  improved ? " *" : "  ", Duration(RecentEpochSeconds(epoch_seconds) * left).c_str());
       std::fflush(stdout);
     }
     if (stop) break;
@@ -462,6 +489,7 @@ int RunTraining(const TrainOptions& opt) {
     }
   }
   const double train_s = Seconds(train_start);
+  net->eval();  // from here on: selection, report and export, never dropout
   {
     torch::NoGradGuard no_grad;
     auto ps = net->parameters();

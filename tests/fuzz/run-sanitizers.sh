@@ -6,7 +6,8 @@
 #      here); Debian's libtorch itself is not instrumented, our code around
 #      it is. Only mtan-bench's libtorch baseline is left out;
 #   2. runs ctest there, except zero_heap_test (it interposes malloc, which
-#      ASan owns);
+#      ASan owns) and demo.first_command (the user's Release build; it would
+#      reconfigure this one);
 #   3. builds the libFuzzer target with clang 14 in build-fuzz/ (runtime and
 #      host library instrumented: address, undefined, fuzzer-no-link) and
 #      fuzzes mtan_load / mtan_run / mtan_self_test for FUZZ_SECONDS (default
@@ -41,7 +42,7 @@ echo "run-sanitizers: built in $((SECONDS - start)) s"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 t=$SECONDS
-ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^zero_heap_test$'
+ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^(zero_heap_test|demo\..*)$'
 echo "run-sanitizers: ctest under ASan + UBSan in $((SECONDS - t)) s"
 
 if [ "$fuzz_seconds" -gt 0 ]; then

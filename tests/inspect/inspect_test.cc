@@ -1,5 +1,6 @@
 // mtan-inspect describes a valid file completely, and rejects a corrupted or
 // hostile one with the verifier's message and a non-zero exit.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -142,6 +143,26 @@ TEST_CASE("a valid file, as text") {
                            "arena bytes", "int8/click/auc", "golden cases: 1"})
     CHECK_MESSAGE(o.out.find(want) != std::string::npos, "missing '" << want << "'");
   CHECK(o.err.empty());
+}
+
+TEST_CASE("--summary: the tasks and the arena without the long lists") {
+  TempDir dir;
+  const std::string path = dir.Write("m.mtan", RichInt8Model());
+  const Outcome full = Inspect({path});
+  const Outcome o = Inspect({path, "--summary"});
+  REQUIRE_MESSAGE(o.code == 0, o.err);
+  for (const char* want : {"format 1.0", "inputs (10)", "tasks (3)", "plan:", "operators (",
+                           "weight bytes", "arena bytes", "metrics (1)", "golden cases: 1"})
+    CHECK_MESSAGE(o.out.find(want) != std::string::npos, "missing '" << want << "'");
+  // The per-input, per-operator and metric lines are what it leaves out.
+  for (const char* gone : {"mean 50", "ATTENTION_POOL", "per-channel", "int8/click/auc"}) {
+    CHECK_MESSAGE(full.out.find(gone) != std::string::npos, "full output lacks '" << gone << "'");
+    CHECK_MESSAGE(o.out.find(gone) == std::string::npos, "summary has '" << gone << "'");
+  }
+  const auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+  CHECK(lines(o.out) <= 25);
+  CHECK(lines(o.out) < lines(full.out));
+  CHECK(Inspect({path, "--summary", "--json"}).code == 2);
 }
 
 TEST_CASE("a corrupted file gives the verifier's message and a non-zero exit") {

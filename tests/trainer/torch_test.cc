@@ -1,6 +1,7 @@
 // libtorch tests: the export round trip through the runtime, a tiny training
 // run, and the uncertainty loss in tensor form.
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -32,9 +33,83 @@ host::Spec ThreeTaskSpec() {
   return spec;
 }
 
+// Float32 constant values of a model that are denormal.
+int64_t DenormalWeights(const mtan::fb::ModelT& m) {
+  int64_t n = 0;
+  for (const auto& t : m.tensors) {
+    if (t->buffer == 0 || t->dtype != mtan::fb::DType::FLOAT32) continue;
+    const auto& data = m.buffers.at(t->buffer)->data;
+    for (size_t i = 0; i + 4 <= data.size(); i += 4) {
+      float v;
+      std::memcpy(&v, data.data() + i, 4);
+      n += std::fpclassify(v) == FP_SUBNORMAL;
+    }
+  }
+  return n;
+}
+
+int64_t DenormalWeights(const std::vector<uint8_t>& file) {
+  mtan::fb::ModelT m;
+  std::string err;
+  REQUIRE_MESSAGE(host::UnpackModel(host::ModelBytes(file), &m, &err), err);
+  return DenormalWeights(m);
+}
+
 }  // namespace
 
 TEST_SUITE("export") {
+
+TEST_CASE("denormal weights are written as zero, and the outputs do not change") {
+  const host::Spec spec = ThreeTaskSpec();
+  const int F = 5;
+  torch::manual_seed(4);
+  ModelConfig c;
+  c.inputs = F;
+  c.trunk = {16, 8};
+  c.mask_hidden = 4;
+  c.task_width = 8;
+  c.att_hidden = 4;
+  c.outputs = {1, 3, 1};
+  MtanNet net(c);
+  net->eval();
+  // Weight decay leaves dead units' weights here: 1e-40 is below FLT_MIN.
+  int planted = 0;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) {
+      float* v = p.data_ptr<float>();
+      for (int64_t i = 0; i < p.numel(); i += 3, ++planted) v[i] = (i % 2 ? 1e-40f : -3e-39f);
+    }
+  }
+  REQUIRE(planted > 100);
+  std::vector<std::string> names;
+  for (int j = 0; j < F; ++j) names.push_back("f" + std::to_string(j));
+  host::MtanWeights w;
+  ExportWeights(net, spec, names, std::vector<float>(F, 0.f), std::vector<float>(F, 1.f),
+                {{}, {}, {0.0, 1.0}}, &w);
+  mtan::fb::ModelT model = host::BuildFloatModel(w);
+  CHECK(DenormalWeights(model) >= planted);  // what the writer is given
+  const std::vector<uint8_t> bytes = host::FinishModel(model, 8);
+  CHECK(DenormalWeights(model) == 0);
+  CHECK(DenormalWeights(bytes) == 0);
+  // Outputs as the trainer computes them with the denormal weights.
+  const int N = 16;
+  std::vector<float> x(N * F);
+  Rng rng(5);
+  for (float& v : x) v = static_cast<float>(rng.Normal());
+  host::RuntimeModel runtime;
+  std::string err;
+  REQUIRE_MESSAGE(runtime.Load(bytes, 0, MTAN_BACKEND_DEFAULT, &err) == MTAN_OK, err);
+  std::vector<float> got;
+  REQUIRE_MESSAGE(runtime.Run(x.data(), N, MTAN_ALL_TASKS, &got, &err) == MTAN_OK, err);
+  std::vector<float> zero(F, 0.f), one(F, 1.f);
+  torch::Tensor want = RuntimeEquivalentOutputs(net, spec, torch::from_blob(x.data(), {N, F}),
+                                                torch::from_blob(zero.data(), {F}),
+                                                torch::from_blob(one.data(), {F}),
+                                                {{}, {}, {0.0, 1.0}}).contiguous();
+  REQUIRE(static_cast<size_t>(want.numel()) == got.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want.data_ptr<float>()[i]).epsilon(1e-5));
+}
 
 TEST_CASE("every architecture's export runs on the runtime like the trainer, within 1e-4") {
   const host::Spec spec = ThreeTaskSpec();
@@ -119,7 +194,8 @@ void WriteToy(const std::filesystem::path& path, int rows, uint64_t seed) {
 }
 
 nlohmann::json Train(const std::filesystem::path& dir, const std::string& name,
-                     const std::string& arch, const std::string& weighting) {
+                     const std::string& arch, const std::string& weighting,
+                     double dropout = 0.0) {
   TrainOptions o;
   o.train_csv = (dir / "train.csv").string();
   o.val_csv = (dir / "val.csv").string();
@@ -136,6 +212,7 @@ nlohmann::json Train(const std::filesystem::path& dir, const std::string& name,
   o.batch = 64;
   o.lr = 5e-3;
   o.patience = 12;
+  o.dropout = dropout;
   o.quiet = true;
   o.plots = false;
   REQUIRE(RunTraining(o) == 0);
@@ -169,6 +246,17 @@ TEST_CASE("a tiny run learns a separable toy task, deterministically, and export
   CHECK(u["epochs"][0].contains("log_var"));
   const auto d = Train(dir, "dwa", "single", "dwa");
   CHECK(d["val"]["click"]["auc"].get<double>() > 0.97);
+  // Dropout trains, and the export check runs without it (it used to fail
+  // with "the exported model disagrees with the trainer").
+  const auto dr = Train(dir, "dropout", "mtan", "equal", 0.2);
+  CHECK(dr["options"]["dropout"].get<double>() == 0.2);
+  CHECK(dr["val"]["click"]["auc"].get<double>() > 0.97);
+  CHECK(dr["export"]["max_rel_diff_vs_runtime"].get<double>() < 1e-4);
+  for (const char* name : {"mtan", "dropout"}) {
+    std::ifstream in(dir / (std::string(name) + ".mtan"), std::ios::binary);
+    const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)), {});
+    CHECK(DenormalWeights(file) == 0);
+  }
   std::filesystem::remove_all(dir);
 }
 

@@ -56,7 +56,9 @@ struct MtanWeights {
 fb::ModelT BuildFloatModel(const MtanWeights& w);
 
 // Computes every task's plan, the activation memory plan and the version,
-// then serializes with the checksum footer. `max_batch` is stored as the
+// flushes denormal float32 weights to zero (in `model` too, so golden cases
+// and checks see the written weights), then serializes with the checksum
+// footer. `max_batch` is stored as the
 // default maximum batch. `reuse_memory` false gives every activation its own
 // bytes, so that all of a run's tensors can be read afterwards (calibration).
 std::vector<uint8_t> FinishModel(fb::ModelT& model, uint32_t max_batch, bool reuse_memory = true);

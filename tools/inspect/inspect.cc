@@ -160,7 +160,7 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
   return true;
 }
 
-void WriteText(const Json& d, std::ostream& out) {
+void WriteText(const Json& d, std::ostream& out, bool summary) {
   out << d["file"].get<std::string>() << ": " << d["file_bytes"].get<uint64_t>() << " bytes, "
       << d["dtype"].get<std::string>() << ", format " << d["version"].get<std::string>()
       << ", verified\n";
@@ -169,8 +169,8 @@ void WriteText(const Json& d, std::ostream& out) {
     out << "description: " << d["description"].get<std::string>() << "\n";
   for (const auto& [k, v] : d["properties"].items()) out << "  " << k << " = " << v.get<std::string>() << "\n";
 
-  out << "\ninputs (" << d["inputs"].size() << "), standardised as (x - mean) / std:\n";
-  for (size_t i = 0; i < d["inputs"].size(); ++i) {
+  out << "\ninputs (" << d["inputs"].size() << ")" << (summary ? "\n" : ", standardised as (x - mean) / std:\n");
+  for (size_t i = 0; !summary && i < d["inputs"].size(); ++i) {
     const Json& in = d["inputs"][i];
     out << fmt::format("  {:>4}  {:<24} mean {:<12.6g} std {:.6g}\n", i, in["name"].get<std::string>(),
                        in["mean"].get<double>(), in["std"].get<double>());
@@ -190,6 +190,11 @@ void WriteText(const Json& d, std::ostream& out) {
         << Ranges(t["plan"].get<std::vector<uint32_t>>()) << "\n";
   }
 
+  if (summary) {
+    out << "\noperators (" << d["operators"].size() << "): " << d["weight_bytes"].get<uint64_t>()
+        << " weight bytes; activations: " << d["activation_bytes_per_row"].get<uint64_t>()
+        << " bytes per row\n";
+  } else {
   out << "\noperators (" << d["operators"].size() << "):\n";
   out << fmt::format("  {:>4}  {:<16} {:<5} {:<8} {:<30} {:<18} {:<56} {:>9}\n", "#", "op", "act",
                      "dtype", "output", "shape", "quantization (output / weights)", "weights B");
@@ -220,6 +225,7 @@ void WriteText(const Json& d, std::ostream& out) {
   }
   out << "  weights: " << d["weight_bytes"].get<uint64_t>() << " bytes in " << d["tensor_count"].get<size_t>()
       << " tensors; activations: " << d["activation_bytes_per_row"].get<uint64_t>() << " bytes per row\n";
+  }
 
   out << "\narena bytes (mtan_arena_size on this host):\n";
   for (const Json& a : d["arena"]) {
@@ -230,8 +236,8 @@ void WriteText(const Json& d, std::ostream& out) {
   out << "  stored max batch " << d["max_batch"].get<uint32_t>() << "; the writer measured "
       << d["arena_bytes_recorded"].get<uint64_t>() << " bytes on its host\n";
 
-  out << "\nmetrics (" << d["metrics"].size() << "):\n";
-  for (const Json& m : d["metrics"])
+  out << "\nmetrics (" << d["metrics"].size() << ")" << (summary ? "" : ":") << "\n";
+  for (const Json& m : summary ? Json::array() : d["metrics"])
     out << fmt::format("  {:<40} {:.6g}\n", m["name"].get<std::string>(), m["value"].get<double>());
   out << "\ngolden cases: " << d["golden_case_count"].get<size_t>();
   for (const Json& g : d["golden_cases"])
@@ -242,9 +248,12 @@ void WriteText(const Json& d, std::ostream& out) {
 int InspectMain(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{"mtan-inspect: what is inside a .mtan model file", "mtan-inspect"};
   std::string path;
-  bool json = false;
+  bool json = false, summary = false;
   app.add_option("model", path, "The .mtan file")->required();
   app.add_flag("--json", json, "One JSON object instead of text");
+  app.add_flag("--summary", summary,
+               "Text without the per-input, per-operator and metric lists (about 20 lines)")
+      ->excludes("--json");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -269,7 +278,7 @@ int InspectMain(int argc, const char* const* argv, std::ostream& out, std::ostre
     if (json) {
       out << d.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     } else {
-      WriteText(d, out);
+      WriteText(d, out, summary);
     }
   } catch (const std::exception& e) {  // only std::bad_alloc is expected here
     err << "mtan-inspect: " << path << ": " << e.what() << "\n";

@@ -19,10 +19,11 @@ namespace mtan::inspect {
 bool Describe(const std::string& name, const std::vector<uint8_t>& bytes,
               nlohmann::ordered_json* out, std::string* error);
 
-// The same description as text for people.
-void WriteText(const nlohmann::ordered_json& d, std::ostream& out);
+// The same description as text for people; `summary` leaves out the lists
+// of inputs, operators and metrics (their counts stay).
+void WriteText(const nlohmann::ordered_json& d, std::ostream& out, bool summary = false);
 
-// The whole tool: `mtan-inspect M.mtan [--json]`. Returns the exit code:
+// The whole tool: `mtan-inspect M.mtan [--json | --summary]`. Returns the exit code:
 // 0, 1 for a file that cannot be read or is rejected, 2 for bad flags.
 int InspectMain(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
