@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Installs what mtan needs from Debian 12, and only what is missing.
 # Idempotent: runs `apt-get update` at most once, never prompts.
-#   tools/setup.sh            runtime, tools, tests and trainer
+#   tools/setup.sh            runtime, tools, tests and trainer (the demo)
 #   tools/setup.sh --runtime  runtime, tools and tests only (no libtorch)
-#   tools/setup.sh --cross    also the ARM cross compilers, qemu and the arm64/
-#                             armhf libraries (platforms/setup-cross.sh then only
-#                             unpacks the ARM XNNPACK sysroot)
+#   tools/setup.sh --sanitizers  also clang 14 and its sanitizer and libFuzzer
+#                             runtimes (tests/fuzz/run-sanitizers.sh)
+#   tools/setup.sh --cross    all of the above, and the ARM cross compilers,
+#                             qemu and the arm64/armhf libraries
+#                             (platforms/setup-cross.sh then only unpacks the
+#                             ARM XNNPACK sysroot): what tools/test.sh needs
 set -euo pipefail
 mode=${1:-}
 
-want=(build-essential cmake pkg-config git
+want=(build-essential cmake ninja-build pkg-config git
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev
-      libfmt-dev libcli11-dev nlohmann-json3-dev
-      clang-14 libclang-rt-14-dev)  # the sanitizer and fuzzing pass of the tests
+      libfmt-dev libcli11-dev nlohmann-json3-dev)
+if [ "$mode" = "--sanitizers" ] || [ "$mode" = "--cross" ]; then
+  want+=(clang-14 libclang-rt-14-dev)
+fi
 if [ "$mode" != "--runtime" ]; then
   # libtorch calls the system BLAS: without OpenBLAS it falls back to the
   # reference BLAS and trains ~14x slower.

@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <torch/optim/adam.h>
 
 #include "arch.h"
 #include "dataset.h"

@@ -20,12 +20,13 @@ cd "$(dirname "$0")/../.."
 build=${MTAN_ASAN_BUILD_DIR:-build-asan}
 fuzz_seconds=${FUZZ_SECONDS:-60}
 jobs=$(nproc 2>/dev/null || echo 2)
+export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}  # as tools/test.sh
 [ "$jobs" -gt 2 ] && jobs=2
 
 # clang 14 and its sanitizer / libFuzzer runtimes, libtorch for the trainer:
 # installed by the project's setup (only what is missing; nothing when
 # tools/test.sh has just run it).
-bash tools/setup.sh
+bash tools/setup.sh --sanitizers
 
 start=$SECONDS
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
