@@ -63,15 +63,6 @@ void SetTrainingThreads(int threads) {
   SetBlasThreads(1);
 }
 
-// What the next epoch will take: the median of the last three epochs (the
-// ETA). A mean over all epochs lags when epoch times drift.
-double RecentEpochSeconds(const std::vector<double>& seconds) {
-  const size_t k = std::min<size_t>(3, seconds.size());
-  std::vector<double> last(seconds.end() - k, seconds.end());
-  std::sort(last.begin(), last.end());
-  return last.empty() ? 0.0 : last[k / 2];
-}
-
 struct Split {
   host::Dataset data;
   torch::Tensor x;       // [N, F] standardised
@@ -254,6 +245,14 @@ int Fail(const std::string& message) {
 }
 
 }  // namespace
+
+double EtaSeconds(const std::vector<double>& epoch_seconds, int epochs_left) {
+  const size_t k = std::min<size_t>(3, epoch_seconds.size());
+  if (k == 0 || epochs_left <= 0) return 0.0;
+  std::vector<double> last(epoch_seconds.end() - k, epoch_seconds.end());
+  std::sort(last.begin(), last.end());
+  return last[k / 2] * epochs_left;
+}
 
 int RunTraining(const TrainOptions& opt) {
   const auto start = Clock::now();
@@ -477,7 +476,7 @@ int RunTraining(const TrainOptions& opt) {
       const int left = stop ? 0 : opt.epochs - epoch - 1;
       std::printf("epoch %2d/%d %5.1fs | loss%s | val%s | score %.4f%s | eta %s\n", epoch + 1,
                   opt.epochs, epoch_s, losses.c_str(), MetricsLine(spec, ev).c_str(), ev.score,
-                  improved ? " *" : "  ", Duration(RecentEpochSeconds(epoch_seconds) * left).c_str());
+                  improved ? " *" : "  ", Duration(EtaSeconds(epoch_seconds, left)).c_str());
       std::fflush(stdout);
     }
     if (stop) break;

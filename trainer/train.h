@@ -45,6 +45,11 @@ struct TrainOptions {
   int max_batch = 256;      // stored in the model as the default maximum batch
 };
 
+// Seconds the remaining epochs will take, printed as the ETA: the median of
+// the last three epochs times the epochs left. A mean over all epochs lagged
+// 5x behind when epoch times drifted.
+double EtaSeconds(const std::vector<double>& epoch_seconds, int epochs_left);
+
 // Runs everything; returns the process exit code (0 on success) after
 // printing any error to stderr.
 int RunTraining(const TrainOptions& options);

@@ -5,9 +5,19 @@
 #include <filesystem>
 #include <fstream>
 
-#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+// libtorch's logging (glog) defines CHECK, CHECK_EQ, ...: included after it,
+// doctest's own take their place. The other order made every CHECK here a
+// glog check that aborts the process and that doctest never counts.
+#undef CHECK
+#undef CHECK_EQ
+#undef CHECK_NE
+#undef CHECK_LE
+#undef CHECK_LT
+#undef CHECK_GE
+#undef CHECK_GT
+#include <doctest/doctest.h>
 
 #include "dataset.h"
 #include "loss_weights.h"
@@ -258,6 +268,17 @@ TEST_CASE("a tiny run learns a separable toy task, deterministically, and export
     CHECK(DenormalWeights(file) == 0);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the ETA follows the recent epochs, not the mean") {
+  CHECK(EtaSeconds({}, 5) == 0.0);
+  CHECK(EtaSeconds({10.0}, 3) == 30.0);
+  CHECK(EtaSeconds({10.0, 20.0, 30.0}, 0) == 0.0);
+  // Epochs that grew from 6 s to 110 s (issue 11): the mean (64 s) said
+  // 2m08s for two epochs left; the median of the last three says 3m44s.
+  CHECK(EtaSeconds({6, 15, 14, 17, 59, 91, 101, 112, 115, 110}, 2) == 224.0);
+  // One outlier among the last three does not move it.
+  CHECK(EtaSeconds({8, 8, 30, 8}, 4) == 32.0);
 }
 
 TEST_CASE("bad inputs fail with a message, not an exception") {
