@@ -37,6 +37,7 @@ install(TARGETS mtan_runtime EXPORT mtanTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/include/mtan/mtan.h
+              ${PROJECT_SOURCE_DIR}/runtime/include/mtan/mtan_debug.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mtan COMPONENT runtime)
 install(EXPORT mtanTargets NAMESPACE mtan:: FILE mtanTargets.cmake
         DESTINATION ${MTAN_INSTALL_CMAKEDIR} COMPONENT runtime)

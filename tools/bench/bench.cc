@@ -22,9 +22,9 @@
 #include <pthreadpool.h>
 #endif
 
-#include "internal.h"
 #include "model_io.h"
 #include "mtan/mtan.h"
+#include "mtan/mtan_debug.h"
 #include "stats.h"
 #include "synthetic.h"
 #include "torch_peer.h"
@@ -307,12 +307,6 @@ bool MeasureInterleaved(const std::vector<Engine*>& engines, const Config& c, st
   return true;
 }
 
-mtan_status RunOp(mtan_model* m, uint32_t o, uint32_t batch, const float* rows, void* pool) {
-  OpState& op = m->ops[o];
-  return op.backend == kBackendXnnpack ? XnnpackRun(&op, batch, pool)
-                                       : RunReference(op, batch, rows, m->fb);
-}
-
 struct OpTimes {
   double xnn_us = 0;     // XNNPACK operators, each alone
   double own_us = 0;     // the runtime's own kernels (QUANTIZE, ATTENTION_POOL, ...), each alone
@@ -337,10 +331,19 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
   const double block_us = min_seconds > 0 ? 200.0 : 10.0;
   const int blocks = min_seconds > 0 ? 7 : 3;
   mtan_model* m = inst.model();
-  const std::vector<uint32_t> plan = PlanOf(*m->fb, task);
+  std::vector<uint32_t> plan;
+  {
+    const uint32_t* p = nullptr;
+    uint32_t n = 0;
+    if (const mtan_status s = mtan_task_plan(m, task, &p, &n); s != MTAN_OK) {
+      *error = host::RuntimeError(s);
+      return false;
+    }
+    for (uint32_t i = 0; i < n; ++i) plan.push_back(p ? p[i] : i);
+  }
   auto run_sequence = [&](std::string* e) {
     for (uint32_t o : plan) {
-      const mtan_status s = RunOp(m, o, batch, rows, pool);
+      const mtan_status s = mtan_operator_run(m, o, rows, batch, pool);
       if (s != MTAN_OK) {
         *e = host::RuntimeError(s);
         return false;
@@ -371,7 +374,7 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
   std::vector<double> plan_blocks, seq_blocks;
   for (size_t i = 0; i < plan.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      const mtan_status s = RunOp(m, plan[j], batch, rows, pool);
+      const mtan_status s = mtan_operator_run(m, plan[j], rows, batch, pool);
       if (s != MTAN_OK) {
         *error = host::RuntimeError(s);
         return false;
@@ -379,7 +382,7 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
     }
     const uint32_t o = plan[i];
     auto run_one = [&](std::string* e) {
-      const mtan_status s = RunOp(m, o, batch, rows, pool);
+      const mtan_status s = mtan_operator_run(m, o, rows, batch, pool);
       if (s != MTAN_OK) *e = host::RuntimeError(s);
       return s == MTAN_OK;
     };
@@ -392,25 +395,27 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
     if (!per_call(run_plan, plan_reps, 1, &plan_blocks) ||
         !per_call(run_sequence, seq_reps, 1, &seq_blocks))
       return false;
-    const OpState& op = m->ops[o];
-    if (op.backend == kBackendXnnpack) {
+    mtan_operator_info op;
+    if (const mtan_status s = mtan_operator_info_get(m, o, &op); s != MTAN_OK) {
+      *error = host::RuntimeError(s);
+      return false;
+    }
+    if (op.backend == MTAN_BACKEND_XNNPACK) {
       t->xnn_us += us;
-      if (op.code == fb::OpCode::FULLY_CONNECTED) {
+      if (op.macs_per_row > 0) {
         t->fc_us += us;
-        t->fc_mop += 2.0 * op.in_channels * op.out_channels * batch / 1e6;
+        t->fc_mop += 2.0 * static_cast<double>(op.macs_per_row) * batch / 1e6;
       }
     } else {
       t->own_us += us;
     }
     if (profile != nullptr) {
-      const fb::Operator* fop = m->fb->operators()->Get(o);
-      const fb::Tensor* y = m->fb->tensors()->Get(fop->outputs()->Get(0));
       OpTime ot;
       ot.index = o;
-      ot.op = fb::EnumNameOpCode(op.code);
-      ot.name = y->name() ? y->name()->str() : "";
-      ot.dtype = op.int8 ? "int8" : "float32";
-      ot.backend = op.backend == kBackendXnnpack ? "xnnpack" : "own";
+      ot.op = op.opcode;
+      ot.name = op.output;
+      ot.dtype = op.dtype == 1 ? "int8" : "float32";
+      ot.backend = op.backend == MTAN_BACKEND_XNNPACK ? "xnnpack" : "own";
       ot.in_channels = op.in_channels;
       ot.out_channels = op.out_channels;
       ot.us = us;
@@ -598,7 +603,7 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
   if (init != MTAN_OK) return fail(host::RuntimeError(init));
   bool want_xnnpack = false;
   for (const std::string& b : c.backends) want_xnnpack |= b == "xnnpack";
-  if (want_xnnpack && !XnnpackAvailable())
+  if (want_xnnpack && mtan_backend_available(MTAN_BACKEND_XNNPACK) != MTAN_OK)
     return fail("--backend xnnpack: this build has no XNNPACK (MTAN_WITH_XNNPACK=OFF)");
 
   // Models: files first, then the synthetic pair. std::list-like stability:
