@@ -1,6 +1,9 @@
 // libtorch tests: the export round trip through the runtime, a tiny training
 // run, and the uncertainty loss in tensor form.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -281,15 +284,45 @@ TEST_CASE("the ETA follows the recent epochs, not the mean") {
   CHECK(EtaSeconds({8, 8, 30, 8}, 4) == 32.0);
 }
 
+// What RunTraining printed on stderr (and its exit code).
+std::pair<int, std::string> RunCapturingStderr(const TrainOptions& o) {
+  std::fflush(stderr);
+  char path[] = "/tmp/mtan_train_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  const int code = RunTraining(o);
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fd);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  std::remove(path);
+  return {code, text};
+}
+
 TEST_CASE("bad inputs fail with a message, not an exception") {
   TrainOptions o;
   o.train_csv = "/nonexistent/train.csv";
   o.val_csv = o.train_csv;
   o.spec_path = "/nonexistent/tasks.json";
-  o.out_model = "/tmp/x.mtan";
-  CHECK(RunTraining(o) == 1);
+  char dir[] = "/tmp/mtan_bad_inputs_XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  o.out_model = std::string(dir) + "/x.mtan";
+  auto [code, err] = RunCapturingStderr(o);
+  CHECK(code == 1);
+  CHECK_MESSAGE(err.rfind("mtan-train: error: ", 0) == 0, err);
+  CHECK_MESSAGE(err.find("/nonexistent/tasks.json") != std::string::npos, err);  // the spec comes first
   o.arch = "mmoe";
-  CHECK(RunTraining(o) == 1);
+  std::tie(code, err) = RunCapturingStderr(o);
+  CHECK(code == 1);
+  CHECK_MESSAGE(err.find("--arch mmoe: expected mtan, mtan-mask, mtan-cross, shared-bottom or single") !=
+                    std::string::npos,
+                err);
+  CHECK_FALSE(std::filesystem::exists(o.out_model));
+  std::filesystem::remove_all(dir);
 }
 
 }  // TEST_SUITE
