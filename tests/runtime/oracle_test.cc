@@ -665,10 +665,12 @@ TEST_CASE("oracle: float SOFTMAX, LOGISTIC, TANH, MUL and ADD far from zero") {
   Graph g(std::vector<float>(2 * c, 0.0f), std::vector<float>(2 * c, 1.0f));
   const int x = g.Standardize();
   g.Output(g.Unary(fb::OpCode::SOFTMAX, x));
-  g.Output(g.Unary(fb::OpCode::LOGISTIC, x));
-  g.Output(g.Unary(fb::OpCode::TANH, x));
-  g.Output(g.Binary(fb::OpCode::MUL, x, x, {}));
-  g.Output(g.Binary(fb::OpCode::ADD, x, x, {}));
+  const int sig = g.Unary(fb::OpCode::LOGISTIC, x), th = g.Unary(fb::OpCode::TANH, x);
+  g.Output(sig);
+  g.Output(th);
+  // Two different inputs each, so that a kernel reading one twice fails.
+  g.Output(g.Binary(fb::OpCode::MUL, x, th, {}));
+  g.Output(g.Binary(fb::OpCode::ADD, x, sig, {}));
   const auto file = g.Finish(n);
   const std::vector<float> rows = {1000, 999, -5, 0, 0.5f, 0.25f, -88, 88, 1e-3f, -1e-3f, 20, -20,
                                    -1000, -1001, 3, 4, 1e18f, -1e18f, 9, -9, 0.1f, -0.1f, 60, -60,
