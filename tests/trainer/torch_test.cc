@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -322,6 +323,47 @@ TEST_CASE("bad inputs fail with a message, not an exception") {
                     std::string::npos,
                 err);
   CHECK_FALSE(std::filesystem::exists(o.out_model));
+  // Every option's bad value is refused before any data is read, naming the
+  // option (--lr-decay 0 used to train with a rate of 0, --max-batch 70000 to
+  // fail only when the finished model was loaded).
+  const TrainOptions good = [&] {
+    TrainOptions g = o;
+    g.arch = "mtan";
+    return g;
+  }();
+  const std::vector<std::pair<std::string, std::function<void(TrainOptions&)>>> bad = {
+      {"--arch", [](TrainOptions& t) { t.arch = "mmoe"; }},
+      {"--loss-weights", [](TrainOptions& t) { t.loss_weights = "gradnorm"; }},
+      {"--trunk", [](TrainOptions& t) { t.trunk = {16, 0}; }},
+      {"--trunk", [](TrainOptions& t) { t.trunk = {}; }},
+      {"--mask-hidden", [](TrainOptions& t) { t.mask_hidden = 0; }},
+      {"--task-width", [](TrainOptions& t) { t.task_width = 0; }},
+      {"--att-hidden", [](TrainOptions& t) { t.att_hidden = 0; }},
+      {"--dropout", [](TrainOptions& t) { t.dropout = 1; }},
+      {"--dropout", [](TrainOptions& t) { t.dropout = -0.1; }},
+      {"--epochs", [](TrainOptions& t) { t.epochs = 0; }},
+      {"--batch", [](TrainOptions& t) { t.batch = 0; }},
+      {"--lr", [](TrainOptions& t) { t.lr = 0; }},
+      {"--lr", [](TrainOptions& t) { t.lr = NAN; }},
+      {"--weight-decay", [](TrainOptions& t) { t.weight_decay = -1; }},
+      {"--dwa-temperature", [](TrainOptions& t) { t.dwa_temperature = 0; }},
+      {"--patience", [](TrainOptions& t) { t.patience = 0; }},
+      {"--lr-decay", [](TrainOptions& t) { t.lr_decay = 0; }},
+      {"--lr-decay", [](TrainOptions& t) { t.lr_decay = 1.5; }},
+      {"--threads", [](TrainOptions& t) { t.threads = 0; }},
+      {"--golden-rows", [](TrainOptions& t) { t.golden_rows = -1; }},
+      {"--max-batch", [](TrainOptions& t) { t.max_batch = 0; }},
+      {"--max-batch", [](TrainOptions& t) { t.max_batch = 70000; }},
+      {"--predictions", [](TrainOptions& t) { t.predictions = "p.csv"; }},  // without --test
+  };
+  for (const auto& [option, spoil] : bad) {
+    CAPTURE(option);
+    TrainOptions t = good;
+    spoil(t);
+    std::tie(code, err) = RunCapturingStderr(t);
+    CHECK(code == 1);
+    CHECK_MESSAGE(err.rfind("mtan-train: error: " + option, 0) == 0, err);
+  }
   std::filesystem::remove_all(dir);
 }
 
