@@ -12,7 +12,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
 
 bash tools/setup.sh --cross
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# MTAN_REQUIRE_TRAINER: a missing libtorch fails here instead of silently
+# leaving out the trainer and every test that needs it.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMTAN_REQUIRE_TRAINER=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 

@@ -268,9 +268,35 @@ int RunTraining(const TrainOptions& opt) {
   if (opt.trunk.empty() || std::any_of(opt.trunk.begin(), opt.trunk.end(), [](int w) { return w < 1; })) {
     return Fail("--trunk: expected positive widths, e.g. 256,128");
   }
-  if (opt.batch < 1 || opt.epochs < 1 || !(opt.lr > 0) || opt.threads < 1 || opt.dropout < 0 ||
-      opt.dropout >= 1 || opt.weight_decay < 0) {
-    return Fail("bad optimisation option (batch, epochs, lr, threads, dropout or weight decay)");
+  // Every numeric option is checked here, before any data is read: a bad
+  // value fails at once, naming the option, never after an hour of training
+  // (a max batch the runtime refuses) or as a silent no-op (a learning-rate
+  // decay of 0 or a negative one).
+  const struct {
+    const char* name;
+    bool ok;
+    const char* want;
+  } checks[] = {
+      {"--mask-hidden", opt.mask_hidden >= 1, "at least 1"},
+      {"--task-width", opt.task_width >= 1, "at least 1"},
+      {"--att-hidden", opt.att_hidden >= 1, "at least 1"},
+      {"--dropout", opt.dropout >= 0 && opt.dropout < 1, "in [0, 1)"},
+      {"--epochs", opt.epochs >= 1, "at least 1"},
+      {"--batch", opt.batch >= 1, "at least 1"},
+      {"--lr", opt.lr > 0 && std::isfinite(opt.lr), "positive"},
+      {"--weight-decay", opt.weight_decay >= 0 && std::isfinite(opt.weight_decay), "0 or more"},
+      {"--dwa-temperature", opt.dwa_temperature > 0 && std::isfinite(opt.dwa_temperature), "positive"},
+      {"--patience", opt.patience >= 1, "at least 1"},
+      {"--lr-decay", opt.lr_decay > 0 && opt.lr_decay <= 1, "in (0, 1]"},
+      {"--threads", opt.threads >= 1, "at least 1"},
+      {"--golden-rows", opt.golden_rows >= 0, "0 or more"},
+      {"--max-batch", opt.max_batch >= 1 && opt.max_batch <= MTAN_MAX_BATCH, "in 1..65536"},
+  };
+  for (const auto& c : checks) {
+    if (!c.ok) return Fail(fmt::format("{}: expected a value {}", c.name, c.want));
+  }
+  if (!opt.predictions.empty() && opt.test_csv.empty()) {
+    return Fail("--predictions needs --test: the predictions are made on the test split");
   }
   {
     // Fail on an unwritable output now, not after training.
@@ -507,7 +533,9 @@ int RunTraining(const TrainOptions& opt) {
                        {"loss_weights", opt.loss_weights}, {"patience", opt.patience},
                        {"lr_decay", opt.lr_decay}, {"seed", opt.seed}, {"threads", opt.threads},
                        {"mask_hidden", opt.mask_hidden}, {"task_width", opt.task_width},
-                       {"att_hidden", opt.att_hidden}};
+                       {"att_hidden", opt.att_hidden}, {"match_params", opt.match_params},
+                       {"dwa_temperature", opt.dwa_temperature}, {"golden_rows", opt.golden_rows},
+                       {"max_batch", opt.max_batch}};
   report["data"] = {{"train", opt.train_csv}, {"val", opt.val_csv}, {"spec", opt.spec_path},
                     {"train_rows", N}, {"val_rows", val.data.rows}, {"features", F}};
   report["tasks"] = json::array();
@@ -642,7 +670,7 @@ int RunTraining(const TrainOptions& opt) {
     }
     std::printf("wrote %s (%zu bytes; runtime float path within %.2g of the trainer), %s/metrics.json%s\n",
                 opt.out_model.c_str(), bytes.size(), max_rel, dir.c_str(),
-                note.empty() ? ", curves.png, alpha.png" : "");
+                opt.plots && note.empty() ? ", curves.png, alpha.png" : "");
     if (!note.empty()) std::printf("note: %s\n", note.c_str());
   }
   return 0;

@@ -98,7 +98,8 @@ struct mtan_model {
 
 namespace mtan {
 
-// Reference kernels (kernels_ref.cc): the test oracle and the portable path.
+// Reference kernels (kernels_ref.cc): the portable path (tested against
+// tests/runtime/oracle.h).
 // QUANTIZE reads `rows`; `model` names a non-finite feature in the error.
 mtan_status RunReference(const OpState& op, uint32_t batch, const float* rows,
                          const fb::Model* model);

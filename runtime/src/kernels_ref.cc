@@ -1,7 +1,9 @@
-// Portable scalar kernels for every operator, int8 and float32. They are the
-// test oracle for the XNNPACK path and the whole backend of an
-// MTAN_WITH_XNNPACK=OFF build. Int8 arithmetic follows XNNPACK's: int32
-// accumulation, then float requantization rounded to nearest-even.
+// Portable scalar kernels for every operator, int8 and float32: the whole
+// backend of an MTAN_WITH_XNNPACK=OFF build, and where the golden cases come
+// from. Int8 arithmetic follows XNNPACK's: int32 accumulation, then float
+// requantization rounded to nearest-even (the rule in schema/mtan.fbs). The
+// test oracle is not this file but tests/runtime/oracle.h, written from the
+// schema's definitions; both backends are compared with it.
 #include <math.h>
 #include <string.h>
 
@@ -76,7 +78,7 @@ mtan_status QuantizeRows(const OpState& op, uint32_t batch, const float* rows,
     }
     if (op.int8) {
       int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * n;
-      for (uint32_t i = 0; i < n; ++i) y[i] = Requantize(x[i] * mul[i] + add[i], 0, -128, 127);
+      for (uint32_t i = 0; i < n; ++i) y[i] = Requantize(x[i] * mul[i] + add[i], op.zp_out, -128, 127);
     } else {
       float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * n;
       for (uint32_t i = 0; i < n; ++i) y[i] = x[i] * mul[i] + add[i];

@@ -89,13 +89,14 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       case fb::OpCode::QUANTIZE: {
         float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * st.in_channels));
         if (load) {
-          // y = (x - mean) / std / s + zp, folded into one multiply-add.
+          // v = (x - mean) / std / s, folded into one multiply-add. The
+          // zero point is added after rounding, as for every int8 output
+          // (folded in, an odd zero point would flip how ties round).
           const float inv_s = st.int8 ? 1.0f / st.scale_out : 1.0f;
-          const float zp = st.int8 ? static_cast<float>(st.zp_out) : 0.0f;
           for (uint32_t i = 0; i < st.in_channels; ++i) {
             const fb::Input* in = m->inputs()->Get(i);
             p[i] = inv_s / in->std();
-            p[st.in_channels + i] = zp - in->mean() * p[i];
+            p[st.in_channels + i] = -in->mean() * p[i];
           }
         }
         st.scales = p;

@@ -55,7 +55,7 @@ std::vector<std::string> CsvFields(const std::string& line) {
 
 const std::vector<std::string> kKeys = {
     "commit", "compiler", "build_type", "cpu", "model", "model_bytes", "role", "dtype", "backend",
-    "task", "batch", "threads", "load_us", "load_warm_us", "arena_required_bytes", "arena_used_bytes",
+    "task", "batch", "threads", "load_us", "load_warm_us", "load_runs", "arena_required_bytes", "arena_used_bytes",
     "packed_bytes", "activation_bytes", "largest_activation_bytes", "weight_bytes",
     "memory_budget_bytes", "runs", "p50_us", "p90_us", "p99_us", "mean_us", "stddev_us",
     "rows_per_s", "fc_mop", "gops", "xnn_ops_us", "own_ops_us", "sequence_us", "plan_us", "overhead", "fc_gops_isolated",
@@ -187,5 +187,47 @@ TEST_SUITE("smoke") {
     REQUIRE_MESSAGE(p.code == 0, p.err);
     CHECK(p.out.find("Operators alone: synthetic-int8") != std::string::npos);
     CHECK(p.out.find("ATTENTION_POOL") != std::string::npos);
+  }
+}
+
+TEST_SUITE("smoke") {
+  TEST_CASE("--runs and --load-runs are honoured; --seed decides the synthetic weights") {
+    test::TempDir dir;
+    const auto [f, q] = test::WriteTinyModels(dir, 13);
+    const test::Outcome o = test::RunBench({"--model", q, "--float-model", f, "--compare", "float32",
+                                            "--batch", "1,2", "--warmup", "0", "--runs", "7",
+                                            "--min-seconds", "0", "--load-runs", "3", "--output",
+                                            "json", "-q"});
+    REQUIRE_MESSAGE(o.code == 0, o.err);
+    const auto j = nlohmann::json::parse(o.out);
+    REQUIRE(j.size() == 4);  // 2 batches x (model, float32)
+    for (const auto& row : j) {
+      // --min-seconds 0: exactly --runs timed runs; every load median of 3.
+      CHECK(row["runs"] == 7);
+      CHECK(row["load_runs"] == 3);
+    }
+    // --min-seconds: more runs than --runs until the time is spent (no time
+    // is checked); without -q, progress on stderr.
+    const test::Outcome t = test::RunBench({"--model", q, "--compare", "none", "--warmup", "0",
+                                            "--runs", "1", "--min-seconds", "0.05", "--load-runs",
+                                            "1", "--output", "json"});
+    REQUIRE_MESSAGE(t.code == 0, t.err);
+    CHECK(nlohmann::json::parse(t.out)[0]["runs"].get<int>() > 1);
+    CHECK(t.err.find("mtan-bench") != std::string::npos);
+    CHECK(o.err.empty());  // -q
+    // Same seed, same bytes; another seed, other weights.
+    for (const char* s : {"3", "3b", "4"}) {
+      const std::string seed = std::string(s).substr(0, 1);
+      const test::Outcome w = test::RunBench({"--write-synthetic", dir.File(std::string("syn") + s), "--seed", seed, "-q"});
+      REQUIRE_MESSAGE(w.code == 0, w.err);
+    }
+    std::vector<uint8_t> a, b, c;
+    std::string error;
+    REQUIRE(mtan::host::ReadFile(dir.File("syn3.int8.mtan"), &a, &error));
+    REQUIRE(mtan::host::ReadFile(dir.File("syn3b.int8.mtan"), &b, &error));
+    REQUIRE(mtan::host::ReadFile(dir.File("syn4.int8.mtan"), &c, &error));
+    CHECK(a == b);
+    CHECK(a != c);
+    CHECK(a.size() == c.size());  // the same shapes, other values
   }
 }

@@ -119,6 +119,28 @@ TEST_CASE("mtan-eval CLI: table, JSON keyed by task with the issue's fields, bad
   const auto c = nlohmann::json::parse(test::ReadText(fx.Path("c.json")));
   CHECK(c.size() == 1);
   CHECK(c.contains("category"));
+  // --max-batch: rows per mtan_run (the first line says so), same numbers.
+  REQUIRE(test::RunCommand(base + " --max-batch 7 --json " + fx.Path("b7.json"), &out) == 0);
+  CHECK(out.find(", batch 7\n") != std::string::npos);
+  CHECK(out.find(", batch 64\n") == std::string::npos);
+  const auto j7 = nlohmann::json::parse(test::ReadText(fx.Path("b7.json")));
+  for (const char* t : {"click", "category", "spend"})
+    for (const auto& [k, v] : j[t].items()) CHECK(j7[t][k].get<double>() == doctest::Approx(v.get<double>()).epsilon(1e-6));
+  REQUIRE(test::RunCommand(base, &out) == 0);
+  CHECK(out.find(", batch 64\n") != std::string::npos);  // the model's own
+  // --backend: a model whose requantization scale XNNPACK refuses (the
+  // runtime's MTAN_ERROR_UNSUPPORTED) runs only on the reference kernels.
+  fb::ModelT q = test::Int8Model(6);
+  for (auto& t : q.tensors)
+    if (t->name == "trunk0.fc1") t->quantization->scale[0] = 1e-7f;
+  test::WriteBytes(fx.Path("refonly.mtan"), host::FinishModel(q, 16));
+  const std::string refonly = tool + " --model " + fx.Path("refonly.mtan") + " --data " + fx.test_csv +
+                              " --spec " + fx.spec_json;
+  CHECK(test::RunCommand(refonly + " --backend xnnpack", &out) == 1);
+  CHECK(out.find("MTAN_ERROR_UNSUPPORTED") != std::string::npos);
+  CHECK(test::RunCommand(refonly + " --backend reference", &out) == 0);
+  CHECK(test::RunCommand(refonly + " --backend gpu", &out) != 0);
+  CHECK(out.find("gpu") != std::string::npos);
   // Bad inputs: exit 1 with a message, no JSON written.
   CHECK(test::RunCommand(base + " --task nope --json " + fx.Path("x.json"), &out) == 1);
   CHECK(out.find("no such task") != std::string::npos);

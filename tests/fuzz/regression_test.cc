@@ -3,7 +3,6 @@
 // wrong. The fuzzer's own inputs are replayed by ctest fuzz.regressions. The
 // undefined-behaviour cases fail loudly only under UBSan (build-asan); in
 // other builds they check the status and that results are defined.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <cmath>
 #include <cstring>
 #include <string>

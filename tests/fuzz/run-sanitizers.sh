@@ -35,7 +35,7 @@ cmake -S . -B "$build" \
   -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DCMAKE_C_FLAGS="$san" -DCMAKE_CXX_FLAGS="$san" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DMTAN_BUILD_TRAINER=ON -DMTAN_BENCH_TORCH=OFF >/dev/null
+  -DMTAN_BUILD_TRAINER=ON -DMTAN_REQUIRE_TRAINER=ON -DMTAN_BENCH_TORCH=OFF >/dev/null
 cmake --build "$build" -j"$jobs"
 echo "run-sanitizers: built in $((SECONDS - start)) s"
 

@@ -163,6 +163,9 @@ TEST_CASE("--summary: the tasks and the arena without the long lists") {
   CHECK(lines(o.out) <= 25);
   CHECK(lines(o.out) < lines(full.out));
   CHECK(Inspect({path, "--summary", "--json"}).code == 2);
+  const Outcome help = Inspect({"--help"});
+  CHECK(help.code == 0);
+  CHECK(help.out.find("--summary") != std::string::npos);
 }
 
 TEST_CASE("a corrupted file gives the verifier's message and a non-zero exit") {

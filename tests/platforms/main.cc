@@ -2,15 +2,14 @@
 // that platforms/test-arm.sh uses to compare a target with the build host:
 //   platforms_tests demo DIR      writes the demo model and host outputs (host)
 //   platforms_tests compare DIR   checks this machine against them (target)
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "demo.h"
-#include "doctest/doctest.h"
 #include "mtan/mtan.h"
+#include "runner.h"
 
 int main(int argc, char** argv) {
   if (argc == 3 && (std::strcmp(argv[1], "demo") == 0 || std::strcmp(argv[1], "compare") == 0)) {
@@ -31,6 +30,5 @@ int main(int argc, char** argv) {
     std::printf("platforms_tests %s %s: ok\n", argv[1], argv[2]);
     return 0;
   }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return mtan::test::RunDoctest(argc, argv);
 }

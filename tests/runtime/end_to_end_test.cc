@@ -105,7 +105,19 @@ TEST_CASE("int8 model: per-task runs equal slices, and it tracks the float model
   CheckPerTaskEqualsSlice(r, rows);
   const auto oq = x.Run(rows, kRows, MTAN_ALL_TASKS);
   const auto of = fl.Run(rows, kRows, MTAN_ALL_TASKS);
-  // Probabilities of the int8 model stay near the float ones.
-  for (uint32_t row = 0; row < kRows; ++row)
-    for (int k = 0; k < 5; ++k) CHECK(std::fabs(oq[row * 6 + k] - of[row * 6 + k]) < 0.08f);
+  // Probabilities of the int8 model stay near the float ones. A random
+  // model's outputs vary little (here each probability spans 0.04 to 0.17
+  // over the rows), so the bound must be well inside that spread to mean
+  // anything: 0.008, 4x the largest difference measured (0.0021), and below
+  // a quarter of every output's range (checked).
+  constexpr float kBound = 0.008f;
+  for (int k = 0; k < 5; ++k) {
+    float lo = 1.0f, hi = 0.0f;
+    for (uint32_t row = 0; row < kRows; ++row) {
+      CHECK(std::fabs(oq[row * 6 + k] - of[row * 6 + k]) < kBound);
+      lo = std::min(lo, of[row * 6 + k]);
+      hi = std::max(hi, of[row * 6 + k]);
+    }
+    CHECK(kBound < 0.25f * (hi - lo));
+  }
 }

@@ -2,7 +2,6 @@
 
 #include "test_models.h"
 
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "doctest/doctest.h"
 
 // Its own program: every other test calls mtan_init first.

@@ -11,7 +11,6 @@
 
 #include "test_models.h"
 
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "doctest/doctest.h"
 
 namespace {

@@ -1,9 +1,13 @@
 // libtorch tests: the export round trip through the runtime, a tiny training
 // run, and the uncertainty loss in tensor form.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -281,15 +285,86 @@ TEST_CASE("the ETA follows the recent epochs, not the mean") {
   CHECK(EtaSeconds({8, 8, 30, 8}, 4) == 32.0);
 }
 
+// What RunTraining printed on stderr (and its exit code).
+std::pair<int, std::string> RunCapturingStderr(const TrainOptions& o) {
+  std::fflush(stderr);
+  char path[] = "/tmp/mtan_train_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  const int code = RunTraining(o);
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fd);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  std::remove(path);
+  return {code, text};
+}
+
 TEST_CASE("bad inputs fail with a message, not an exception") {
   TrainOptions o;
   o.train_csv = "/nonexistent/train.csv";
   o.val_csv = o.train_csv;
   o.spec_path = "/nonexistent/tasks.json";
-  o.out_model = "/tmp/x.mtan";
-  CHECK(RunTraining(o) == 1);
+  char dir[] = "/tmp/mtan_bad_inputs_XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  o.out_model = std::string(dir) + "/x.mtan";
+  auto [code, err] = RunCapturingStderr(o);
+  CHECK(code == 1);
+  CHECK_MESSAGE(err.rfind("mtan-train: error: ", 0) == 0, err);
+  CHECK_MESSAGE(err.find("/nonexistent/tasks.json") != std::string::npos, err);  // the spec comes first
   o.arch = "mmoe";
-  CHECK(RunTraining(o) == 1);
+  std::tie(code, err) = RunCapturingStderr(o);
+  CHECK(code == 1);
+  CHECK_MESSAGE(err.find("--arch mmoe: expected mtan, mtan-mask, mtan-cross, shared-bottom or single") !=
+                    std::string::npos,
+                err);
+  CHECK_FALSE(std::filesystem::exists(o.out_model));
+  // Every option's bad value is refused before any data is read, naming the
+  // option (--lr-decay 0 used to train with a rate of 0, --max-batch 70000 to
+  // fail only when the finished model was loaded).
+  const TrainOptions good = [&] {
+    TrainOptions g = o;
+    g.arch = "mtan";
+    return g;
+  }();
+  const std::vector<std::pair<std::string, std::function<void(TrainOptions&)>>> bad = {
+      {"--arch", [](TrainOptions& t) { t.arch = "mmoe"; }},
+      {"--loss-weights", [](TrainOptions& t) { t.loss_weights = "gradnorm"; }},
+      {"--trunk", [](TrainOptions& t) { t.trunk = {16, 0}; }},
+      {"--trunk", [](TrainOptions& t) { t.trunk = {}; }},
+      {"--mask-hidden", [](TrainOptions& t) { t.mask_hidden = 0; }},
+      {"--task-width", [](TrainOptions& t) { t.task_width = 0; }},
+      {"--att-hidden", [](TrainOptions& t) { t.att_hidden = 0; }},
+      {"--dropout", [](TrainOptions& t) { t.dropout = 1; }},
+      {"--dropout", [](TrainOptions& t) { t.dropout = -0.1; }},
+      {"--epochs", [](TrainOptions& t) { t.epochs = 0; }},
+      {"--batch", [](TrainOptions& t) { t.batch = 0; }},
+      {"--lr", [](TrainOptions& t) { t.lr = 0; }},
+      {"--lr", [](TrainOptions& t) { t.lr = NAN; }},
+      {"--weight-decay", [](TrainOptions& t) { t.weight_decay = -1; }},
+      {"--dwa-temperature", [](TrainOptions& t) { t.dwa_temperature = 0; }},
+      {"--patience", [](TrainOptions& t) { t.patience = 0; }},
+      {"--lr-decay", [](TrainOptions& t) { t.lr_decay = 0; }},
+      {"--lr-decay", [](TrainOptions& t) { t.lr_decay = 1.5; }},
+      {"--threads", [](TrainOptions& t) { t.threads = 0; }},
+      {"--golden-rows", [](TrainOptions& t) { t.golden_rows = -1; }},
+      {"--max-batch", [](TrainOptions& t) { t.max_batch = 0; }},
+      {"--max-batch", [](TrainOptions& t) { t.max_batch = 70000; }},
+      {"--predictions", [](TrainOptions& t) { t.predictions = "p.csv"; }},  // without --test
+  };
+  for (const auto& [option, spoil] : bad) {
+    CAPTURE(option);
+    TrainOptions t = good;
+    spoil(t);
+    std::tie(code, err) = RunCapturingStderr(t);
+    CHECK(code == 1);
+    CHECK_MESSAGE(err.rfind("mtan-train: error: " + option, 0) == 0, err);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // TEST_SUITE

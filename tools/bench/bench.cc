@@ -223,6 +223,7 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
                      batch, threads);
     e->row.load_us = inst.load_us();
     e->row.load_warm_us = inst.load_warm_us();
+    e->row.load_runs = inst.load_runs();
     inst.FillMemory(&e->row);
     e->row.fc_mop = FcMopPerRow(*f.fb, PlanOf(*f.fb, k)) * batch;
     uint32_t per_row = 0;

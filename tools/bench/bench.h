@@ -55,6 +55,7 @@ struct Row {
   uint32_t threads = 0;
   double load_us = 0;  // cold: mtan_load into fresh pages (median of --load-runs)
   std::optional<double> load_warm_us;  // into an arena already touched (a hot swap)
+  std::optional<uint64_t> load_runs;   // loads timed for each of the two medians
   std::optional<uint64_t> arena_required_bytes, arena_used_bytes, packed_bytes;
   std::optional<uint64_t> activation_bytes, largest_activation_bytes, weight_bytes;
   std::optional<uint64_t> memory_budget_bytes;  // packed + 3 x largest activation

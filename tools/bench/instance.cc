@@ -136,6 +136,7 @@ bool Instance::Load(const ModelFile& file, uint32_t max_batch, mtan_backend back
       }
     }
     *median_us = Median(times);
+    load_runs_ = times.size();
     return true;
   };
   if (!time_loads(true, &load_us_) || !time_loads(false, &load_warm_us_)) return false;

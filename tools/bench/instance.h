@@ -77,6 +77,7 @@ class Instance {
   mtan_backend backend() const { return backend_; }
   double load_us() const { return load_us_; }
   double load_warm_us() const { return load_warm_us_; }
+  uint64_t load_runs() const { return load_runs_; }  // loads behind each median
 
  private:
   const ModelFile* file_ = nullptr;
@@ -84,6 +85,7 @@ class Instance {
   uint32_t max_batch_ = 0;
   size_t required_ = 0, used_ = 0, packed_ = 0;
   double load_us_ = 0, load_warm_us_ = 0;
+  uint64_t load_runs_ = 0;
   FreshPages arena_;
   mtan_model* model_ = nullptr;
 };

@@ -38,6 +38,7 @@ Fields RowFields(const Row& r, const BuildInfo& b) {
       {"threads", uint64_t{r.threads}},
       {"load_us", r.load_us},
       {"load_warm_us", Opt(r.load_warm_us)},
+      {"load_runs", Opt(r.load_runs)},
       {"arena_required_bytes", Opt(r.arena_required_bytes)},
       {"arena_used_bytes", Opt(r.arena_used_bytes)},
       {"packed_bytes", Opt(r.packed_bytes)},
