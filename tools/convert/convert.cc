@@ -108,10 +108,10 @@ bool AddGoldenCases(fb::ModelT& q, const host::Dataset& data, const Options& o, 
     std::vector<float> x;
     for (uint32_t r : rows) x.insert(x.end(), data.x.begin() + r * f, data.x.begin() + (r + 1) * f);
     std::vector<float> y;
-    if (ref.Run(x.data(), static_cast<uint32_t>(rows.size()), MTAN_ALL_TASKS, &y, error) != MTAN_OK)
-      return false;
-    const float tol = host::GoldenTolerance(q, y.data(), static_cast<uint32_t>(rows.size()));
-    if (!host::AddGoldenCase(q, x, static_cast<uint32_t>(rows.size()), tol, error)) return false;
+    const uint32_t n = static_cast<uint32_t>(rows.size());
+    if (ref.Run(x.data(), n, MTAN_ALL_TASKS, &y, error) != MTAN_OK) return false;
+    const std::vector<float> tol = host::GoldenTolerances(q, y.data(), n);
+    if (!host::AddGoldenCase(q, x, n, y, tol, error)) return false;
     report->golden_tolerances.push_back(tol);
   }
   report->golden_cases = static_cast<int>(q.golden.size());
