@@ -316,6 +316,18 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   std::vector<host::TaskEvaluation> float_eval;
   if (!host::EvaluateModel(float_rt, spec, data, model_task, -1, &float_eval, error)) return false;
   float_rt.Unload();
+  // The int8 model is chosen and checked by these metrics: rows that cannot
+  // measure one (a single row, or one class only) would pick blindly.
+  for (const auto& t : float_eval) {
+    const std::string metric = host::PrimaryMetricName(t.type);
+    if (!std::isfinite(host::MetricValue(t, metric))) {
+      *error = fmt::format("{}: {} calibration rows ({} with a label for task '{}') cannot measure "
+                           "its {}, so int8 could not be compared with float; use more rows "
+                           "(both classes of a binary task, at least two rows)",
+                           o.calib_path, n, t.rows, t.name, metric);
+      return false;
+    }
+  }
 
   // Quantize with each candidate method and score it on the same rows.
   std::vector<CalibrationMethod> methods = {o.method};
