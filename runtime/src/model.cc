@@ -204,8 +204,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       ts.plan = t->plan()->data();
       ts.plan_length = t->plan()->size();
     }
-    new (model) mtan_model();
-    model->busy.store(0, std::memory_order_relaxed);
+    new (model) mtan_model();  // value-initialised: `busy` starts at 0
     model->fb = m;
     model->arena = arena;
     model->arena_used = static_cast<size_t>(c.used);

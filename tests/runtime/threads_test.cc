@@ -168,7 +168,10 @@ TEST_SUITE("threads") {
     waiter.join();
     CHECK(done.load());
     CHECK(status == MTAN_OK);
-    REQUIRE(have_clock);
+    if (!have_clock) {  // (qemu user mode may not emulate per-thread CPU clocks)
+      WARN_MESSAGE(false, "no CPU clock for another thread here: not measured");
+      return;
+    }
     const double cpu_s = static_cast<double>(cpu.tv_sec) + 1e-9 * static_cast<double>(cpu.tv_nsec);
     MESSAGE("CPU used by a thread waiting 0.5 s for the load lock: " << cpu_s << " s");
     CHECK(cpu_s < 0.1);

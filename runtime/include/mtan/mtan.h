@@ -28,11 +28,11 @@
  * model. mtan_last_error is per thread.
  *
  * Stack. The verifier's and XNNPACK sizing's working memory is static (about
- * 56 KB of .bss, used under the load mutex), so no call needs a large stack:
- * measured peaks on x86-64 are under 4 KB for mtan_arena_size / mtan_load and
- * under 2 KB for mtan_run / mtan_self_test, plus what XNNPACK's create and
- * run use (tests/runtime/stack_test.cc paints a thread's stack to measure it
- * and fails above 16 KB). An RTOS thread that calls mtan needs 16 KB + its own.
+ * 61 KB of .bss, used only under the load mutex), so no call needs a large
+ * stack: measured peaks on x86-64, XNNPACK's included, are about 2.7 KB for
+ * mtan_arena_size + mtan_load and 2.2 KB for mtan_run + mtan_self_test
+ * (tests/runtime/stack_test.cc paints a thread's stack to measure them, and
+ * fails above 16 KB). Give a thread that calls mtan 16 KB plus its own needs.
  */
 #ifndef MTAN_MTAN_H_
 #define MTAN_MTAN_H_
