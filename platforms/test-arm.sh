@@ -5,7 +5,8 @@
 # For each architecture (default: aarch64 and armhf):
 #   1. builds the runtime, its tests, platforms_tests and the tools in the tree
 #      (mtan-inspect, mtan-eval, mtan-bench) with -DMTAN_BUILD_TRAINER=OFF;
-#   2. runs the runtime test suite and tests/platforms under qemu via ctest;
+#   2. runs the runtime test suite and tests/platforms (hot swap, the kiosk
+#      built from the tree refusing bad updates) under qemu via ctest;
 #   3. compares the target with the build host on the demo int8 model that the
 #      host wrote (platforms_tests demo): self-test, every output within the
 #      golden-case tolerance, identical top-1 classes, decisions and rankings;
@@ -135,7 +136,7 @@ for arch in "${archs[@]}"; do
   fi
   # Only what the checks need: the runtime tests' folder, platforms_tests and
   # the tools that are in the tree.
-  targets=(platforms_tests)
+  targets=(platforms_tests kiosk_example)
   tools=()
   for t in inspect eval bench; do
     if [ -f "tools/$t/CMakeLists.txt" ]; then

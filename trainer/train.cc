@@ -298,6 +298,10 @@ int RunTraining(const TrainOptions& opt) {
   if (!opt.predictions.empty() && opt.test_csv.empty()) {
     return Fail("--predictions needs --test: the predictions are made on the test split");
   }
+  if (opt.max_batch < 1 || opt.max_batch > MTAN_MAX_BATCH) {
+    return Fail(fmt::format("--max-batch {}: expected 1..{} (MTAN_MAX_BATCH)", opt.max_batch,
+                            MTAN_MAX_BATCH));
+  }
   {
     // Fail on an unwritable output now, not after training.
     std::error_code ec;
@@ -320,6 +324,13 @@ int RunTraining(const TrainOptions& opt) {
   const int F = static_cast<int>(features.size());
   const int64_t N = train.data.rows;
   const double load_s = Seconds(start);
+  // The runtime's limits, checked now rather than when exporting after
+  // training (the whole export is tried on the untrained network below).
+  if (F > MTAN_MAX_INPUTS || T > MTAN_MAX_TASKS) {
+    return Fail(fmt::format("{}: {} features and {} tasks; a model takes at most {} and {} "
+                            "(MTAN_MAX_INPUTS, MTAN_MAX_TASKS)", opt.train_csv, F, T,
+                            MTAN_MAX_INPUTS, MTAN_MAX_TASKS));
+  }
 
   // Standardisation from the training rows (std 1 for constant columns).
   std::vector<float> mean(F), stddev(F);
@@ -370,7 +381,25 @@ int RunTraining(const TrainOptions& opt) {
   if (opt.match_params || (arch == Arch::kSingle && !opt.trunk_given)) {
     config.trunk = MatchTrunk(config, mtan_params);
   }
+  if (ParamCount(config) * 4 > static_cast<int64_t>(MTAN_MAX_FILE_BYTES)) {
+    return Fail(fmt::format("{} parameters do not fit a model file (MTAN_MAX_FILE_BYTES is {} "
+                            "bytes): use narrower layers", ParamCount(config), MTAN_MAX_FILE_BYTES));
+  }
   MtanNet net(config);
+  {
+    // Export the untrained network and verify it with the runtime: every
+    // limit the runtime has (operators, tensors, dimensions, ...) fails now,
+    // not after training (36 tasks make 4,179 operators, over the 4,096).
+    host::MtanWeights w;
+    ExportWeights(net, spec, features, mean, stddev, scales, &w);
+    fb::ModelT untrained = host::BuildFloatModel(w);
+    fb::ModelT unpacked;
+    if (!host::UnpackModel(host::ModelBytes(host::FinishModel(untrained, static_cast<uint32_t>(opt.max_batch))),
+                           &unpacked, &error)) {
+      return Fail("this configuration gives a model the runtime refuses (checked before "
+                  "training): " + error);
+    }
+  }
   std::vector<torch::Tensor> weights, others;
   for (auto& p : net->named_parameters()) {
     (p.value().dim() == 2 ? weights : others).push_back(p.value());
@@ -462,6 +491,12 @@ int RunTraining(const TrainOptions& opt) {
     std::vector<double> epoch_loss(T);
     for (int t = 0; t < T; ++t) {
       epoch_loss[t] = loss_sum[t].item<double>() / std::max(1.0, count_sum[t].item<double>());
+      if (!std::isfinite(epoch_loss[t])) {
+        // Stop here: a NaN network only fails later, at export, naming a weight.
+        return Fail(fmt::format("training diverged in epoch {}: the loss of task \"{}\" is {} "
+                                "(extreme feature or label values, or try a lower --lr)",
+                                epoch + 1, spec.tasks[t].name, epoch_loss[t]));
+      }
     }
     loss_history.push_back(epoch_loss);
     Evaluation ev = Evaluate(net, spec, val, scales);
@@ -601,7 +636,10 @@ int RunTraining(const TrainOptions& opt) {
   const int golden = static_cast<int>(std::min<int64_t>(opt.golden_rows, val.data.rows));
   if (golden > 0 && !host::AddGoldenCase(model, std::vector<float>(val.data.x.begin(), val.data.x.begin() + golden * F),
                                          golden, 1e-4f, &error)) {
-    return Fail("golden case: " + error);
+    // The untrained network was verified before training, so a failure here
+    // is the trained weights' (e.g. too large to keep float32 finite).
+    return Fail("the trained model cannot be exported (training may have diverged; try a "
+                "lower --lr): " + error);
   }
   const std::vector<uint8_t> bytes = host::FinishModel(model, static_cast<uint32_t>(opt.max_batch));
   std::vector<float> runtime_out;

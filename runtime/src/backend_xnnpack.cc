@@ -17,35 +17,39 @@ namespace mtan {
 namespace {
 
 // The arena XNNPACK allocates from during the current load; null otherwise,
-// in which case every allocation fails (never the heap).
+// in which case every allocation fails (never the heap). Only set while the
+// load lock is held.
 XnnArena* g_arena = nullptr;
 // Sizing mode serves small requests (the operator struct, lookup tables) from
 // a scratch block so that create proceeds; a request that does not fit
 // (packed weights, XNNPACK's last allocation in create) is counted and
-// refused, which ends the create cleanly.
-uint8_t* g_scratch = nullptr;
-size_t g_scratch_bytes = 0, g_scratch_used = 0;
+// refused, which ends the create cleanly. Static, not on the stack (16 KB):
+// it is used only under the load lock.
+alignas(64) uint8_t g_scratch[4 * 4096];
+size_t g_scratch_used = 0;
 
 constexpr size_t kHeader = 64;  // holds the block size, for reallocate
 
 void* ArenaAllocate(size_t alignment, size_t size) {
   XnnArena* a = g_arena;
   if (a == nullptr || alignment > kArenaAlignment) return nullptr;
-  const size_t need = kHeader + AlignUp(size, kArenaAlignment);
+  const uint64_t need = kHeader + AlignUp64(size);
   if (a->base == nullptr) {  // sizing
     a->used += need;
-    if (g_scratch_used + need > g_scratch_bytes) return nullptr;
+    if (g_scratch_used + need > sizeof(g_scratch)) return nullptr;
     uint8_t* p = g_scratch + g_scratch_used;
-    g_scratch_used += need;
+    g_scratch_used += static_cast<size_t>(need);
     memcpy(p, &size, sizeof(size));
     return p + kHeader;
   }
+  // 64-bit sums: on a 32-bit target a request near SIZE_MAX must not wrap
+  // past the capacity check.
   if (a->used + need > a->capacity) {
     a->failed = true;
     a->used += need;
     return nullptr;
   }
-  uint8_t* p = a->base + a->used;
+  uint8_t* p = a->base + static_cast<size_t>(a->used);
   a->used += need;
   memcpy(p, &size, sizeof(size));
   return p + kHeader;
@@ -104,10 +108,7 @@ bool XnnpackHandles(const OpState& op) {
 }
 
 mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name) {
-  alignas(64) uint8_t scratch[4 * 4096];
   g_arena = arena;
-  g_scratch = scratch;
-  g_scratch_bytes = sizeof(scratch);
   g_scratch_used = 0;
   const bool sizing = arena->base == nullptr;
   xnn_operator_t x = nullptr;
@@ -160,7 +161,6 @@ mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name) {
       break;
   }
   g_arena = nullptr;
-  g_scratch = nullptr;  // it pointed at this frame's `scratch`
   if (sizing) {
     // Counted; a refused allocation is expected here.
     if (x != nullptr) xnn_delete_operator(x);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <atomic>
+
 #include "mtan/mtan.h"
 #include "mtan_generated.h"
 
@@ -22,6 +24,11 @@ mtan_status SetError(mtan_status status, const char* format, ...)
 
 constexpr size_t kArenaAlignment = 64;
 inline size_t AlignUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
+// Arena sizes are summed in 64 bits whatever size_t is: on a 32-bit target a
+// file can ask for more than 4 GiB (one weight shared by thousands of
+// operators, each with its own scales or packed copy), which must be refused
+// with MTAN_ERROR_LIMIT, never wrap.
+inline uint64_t AlignUp64(uint64_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 
 // A verified model file: the FlatBuffer plus the facts sizing needs.
 struct ModelView {
@@ -31,7 +38,8 @@ struct ModelView {
   uint32_t max_golden_rows = 0;
 };
 
-// Verifies `data` completely (footer, checksum, FlatBuffer, semantics).
+// Verifies `data` completely (footer, checksum, FlatBuffer, semantics). The
+// caller holds the load lock: the verifier's working memory is static.
 mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view);
 
 // Everything one operator needs at run time, decided at load.
@@ -81,6 +89,9 @@ struct TaskState {
 }  // namespace mtan
 
 struct mtan_model {
+  // 1 while a thread runs or self-tests the model: a second thread gets
+  // MTAN_ERROR_BUSY instead of sharing the activations.
+  std::atomic<uint32_t> busy;
   const mtan::fb::Model* fb;
   uint8_t* arena;        // caller's arena start
   size_t arena_used;
@@ -114,8 +125,8 @@ bool XnnpackHandles(const OpState& op);
 // through the one that is active (process-wide lock held by the caller).
 struct XnnArena {
   uint8_t* base;    // nullptr: sizing mode, only counts
-  size_t capacity;
-  size_t used;
+  uint64_t capacity;
+  uint64_t used;
   bool failed;
 };
 // Creates op.xnn_op, allocating from `arena` (or, when arena->base is null,
@@ -124,7 +135,9 @@ mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name);
 mtan_status XnnpackRun(OpState* op, uint32_t batch, void* threadpool);
 void XnnpackDelete(OpState* op);
 
-// A process-wide lock around load and unload (XNNPACK's allocator is global).
+// The process-wide load lock (platform::LoadLockAcquire): around sizing,
+// load and unload, since XNNPACK's allocator hook and the verifier's working
+// memory are process-wide.
 void GlobalLock();
 void GlobalUnlock();
 

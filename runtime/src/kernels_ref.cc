@@ -80,8 +80,16 @@ mtan_status QuantizeRows(const OpState& op, uint32_t batch, const float* rows,
       int8_t* y = static_cast<int8_t*>(op.out) + static_cast<size_t>(r) * n;
       for (uint32_t i = 0; i < n; ++i) y[i] = Requantize(x[i] * mul[i] + add[i], op.zp_out, -128, 127);
     } else {
+      // Standardised features clamp to +-MTAN_STANDARDIZED_LIMIT: the bound
+      // the verifier proved keeps every float tensor finite. Written so that
+      // NaN (0 * inf from a denormal std) goes to the low end, as Requantize.
+      constexpr float kLimit = MTAN_STANDARDIZED_LIMIT;
       float* y = static_cast<float*>(op.out) + static_cast<size_t>(r) * n;
-      for (uint32_t i = 0; i < n; ++i) y[i] = x[i] * mul[i] + add[i];
+      for (uint32_t i = 0; i < n; ++i) {
+        float v = x[i] * mul[i] + add[i];
+        v = v > -kLimit ? v : -kLimit;
+        y[i] = v < kLimit ? v : kLimit;
+      }
     }
   }
   return MTAN_OK;

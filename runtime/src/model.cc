@@ -1,8 +1,11 @@
 // Loading (sizing, carving the arena, preparing operators), running plans and
 // the golden-case self-test. All validation happens in VerifyModel and here
 // at load; the run path only computes.
+#include <float.h>
 #include <math.h>
 #include <string.h>
+
+#include <new>
 
 #include "internal.h"
 
@@ -13,16 +16,26 @@ bool g_initialized = false;
 constexpr size_t kXnnExtraBytes = 16;  // XNNPACK may read this far past a tensor
 
 // Carves 64-byte aligned chunks from the arena; with a null base it only
-// counts, so sizing and loading share one layout.
+// counts, so sizing and loading share one layout. The count is 64-bit on
+// every target and sizing stops at MTAN_MAX_ARENA_BYTES, so a load (which
+// runs only after sizing succeeded into an arena at least that large) never
+// carves past the arena's end.
 struct Carver {
   uint8_t* base;
-  size_t used;
-  void* Take(size_t bytes) {
-    void* p = base ? base + used : nullptr;
-    used += AlignUp(bytes, kArenaAlignment);
+  uint64_t used;
+  void* Take(uint64_t bytes) {
+    void* p = base ? base + static_cast<size_t>(used) : nullptr;
+    used += AlignUp64(bytes);
     return p;
   }
+  bool OverLimit() const { return used > MTAN_MAX_ARENA_BYTES; }
 };
+
+mtan_status ArenaLimitError(uint64_t bytes, uint32_t max_batch, const char* where) {
+  return SetError(MTAN_ERROR_LIMIT, "this model needs more than %llu arena bytes at max_batch %u "
+                  "(%s), above MTAN_MAX_ARENA_BYTES (%u)", static_cast<unsigned long long>(bytes),
+                  max_batch, where, MTAN_MAX_ARENA_BYTES);
+}
 
 const fb::Tensor* TensorAt(const fb::Model* m, int32_t i) { return m->tensors()->Get(i); }
 
@@ -50,10 +63,11 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
   OpState* ops = static_cast<OpState*>(c.Take(sizeof(OpState) * v.num_ops));
   TaskState* tasks = static_cast<TaskState*>(c.Take(sizeof(TaskState) * v.num_tasks));
   uint8_t* acts = static_cast<uint8_t*>(
-      c.Take(static_cast<size_t>(m->activation_bytes_per_row()) * max_batch + kXnnExtraBytes));
+      c.Take(static_cast<uint64_t>(m->activation_bytes_per_row()) * max_batch + kXnnExtraBytes));
   const uint32_t golden_rows = v.max_golden_rows < max_batch ? v.max_golden_rows : max_batch;
   float* golden = static_cast<float*>(
-      c.Take(sizeof(float) * static_cast<size_t>(golden_rows) * v.output_floats_all));
+      c.Take(sizeof(float) * static_cast<uint64_t>(golden_rows) * v.output_floats_all));
+  if (c.OverLimit()) return ArenaLimitError(c.used, max_batch, "activations and golden rows");
   auto act = [&](int32_t t) -> uint8_t* {
     return load ? acts + static_cast<size_t>(TensorAt(m, t)->arena_offset()) * max_batch : nullptr;
   };
@@ -87,7 +101,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     const bool xnn = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st);
     switch (st.code) {
       case fb::OpCode::QUANTIZE: {
-        float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * st.in_channels));
+        float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * static_cast<uint64_t>(st.in_channels)));
         if (load) {
           // v = (x - mean) / std / s, folded into one multiply-add. The
           // zero point is added after rounding, as for every int8 output
@@ -109,7 +123,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
         st.bias = m->buffers()->Get(b->buffer())->data()->data();
         if (st.int8) st.weight_scales = w->quantization()->scale()->data();
         if (st.int8 && !xnn) {
-          float* p = static_cast<float*>(c.Take(sizeof(float) * st.out_channels));
+          float* p = static_cast<float*>(c.Take(sizeof(float) * static_cast<uint64_t>(st.out_channels)));
           if (load)
             for (uint32_t k = 0; k < st.out_channels; ++k)
               p[k] = st.scale_in0 * st.weight_scales[k] / st.scale_out;
@@ -158,9 +172,10 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       MTAN_RETURN_IF_ERROR(XnnpackCreate(&st, &count, NameOf(y)));
       c.used += count.used;
     }
+    if (c.OverLimit()) return ArenaLimitError(c.used, max_batch, NameOf(y));
   }
   if (load && any_xnn) {
-    XnnArena xa{arena + c.used, *bytes - c.used, 0, false};
+    XnnArena xa{arena + static_cast<size_t>(c.used), *bytes - c.used, 0, false};
     for (uint32_t o = 0; o < v.num_ops; ++o) {
       if (ops[o].backend != kBackendXnnpack) continue;
       const mtan_status s =
@@ -168,8 +183,8 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       if (s != MTAN_OK) {
         for (uint32_t k = 0; k < o; ++k) XnnpackDelete(&ops[k]);
         if (s == MTAN_ERROR_ARENA_TOO_SMALL)
-          return SetError(s, "XNNPACK needed more arena than sized (%zu bytes available)",
-                          *bytes - c.used);
+          return SetError(s, "XNNPACK needed more arena than sized (%llu bytes available)",
+                          static_cast<unsigned long long>(*bytes - c.used));
         return s;
       }
     }
@@ -190,9 +205,10 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       ts.plan = t->plan()->data();
       ts.plan_length = t->plan()->size();
     }
+    new (model) mtan_model();  // value-initialised: `busy` starts at 0
     model->fb = m;
     model->arena = arena;
-    model->arena_used = c.used;
+    model->arena_used = static_cast<size_t>(c.used);
     model->max_batch = max_batch;
     model->num_inputs = v.num_inputs;
     model->num_ops = v.num_ops;
@@ -205,7 +221,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     model->loaded = true;
     *model_out = model;
   }
-  *bytes = c.used;
+  *bytes = static_cast<size_t>(c.used);  // <= MTAN_MAX_ARENA_BYTES: fits any size_t
   return MTAN_OK;
 }
 
@@ -265,13 +281,64 @@ mtan_status RunOps(mtan_model* model, const float* rows, uint32_t batch, const u
   return MTAN_OK;
 }
 
+// expm1 of a value the verifier bounds (finite) may still exceed float32:
+// it saturates at FLT_MAX, as int8 values saturate, so outputs stay finite.
+inline float Expm1Saturated(float v) {
+  const float y = expm1f(v);
+  return y < FLT_MAX ? y : FLT_MAX;
+}
+
 void CopyOutput(const TaskState& t, uint32_t batch, float* out, uint32_t stride, uint32_t offset) {
   for (uint32_t r = 0; r < batch; ++r) {
     const float* src = t.output + static_cast<size_t>(r) * t.output_size;
     float* dst = out + static_cast<size_t>(r) * stride + offset;
     for (uint32_t k = 0; k < t.output_size; ++k)
-      dst[k] = t.transform == fb::OutputTransform::EXPM1 ? expm1f(src[k]) : src[k];
+      dst[k] = t.transform == fb::OutputTransform::EXPM1 ? Expm1Saturated(src[k]) : src[k];
   }
+}
+
+// Claims `model` for the calling thread: false (and the model untouched) if
+// another thread holds it.
+struct ModelClaim {
+  mtan_model* model;
+  bool claimed;
+  explicit ModelClaim(mtan_model* m)
+      : model(m), claimed(m->busy.exchange(1, std::memory_order_acquire) == 0) {}
+  ~ModelClaim() {
+    if (claimed) model->busy.store(0, std::memory_order_release);
+  }
+  ModelClaim(const ModelClaim&) = delete;
+  ModelClaim& operator=(const ModelClaim&) = delete;
+};
+
+mtan_status BusyError() {
+  return SetError(MTAN_ERROR_BUSY, "another thread is running or self-testing this model (one "
+                  "model serves one thread at a time)");
+}
+
+// mtan_run's work, for a model the caller has claimed.
+mtan_status RunClaimed(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
+                       float* output, size_t output_floats, void* threadpool) {
+  if (rows == nullptr || output == nullptr)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "rows or output is NULL");
+  if (batch == 0 || batch > model->max_batch)
+    return SetError(MTAN_ERROR_BATCH, "batch %u is not 1..%u (the max_batch loaded)", batch,
+                    model->max_batch);
+  uint32_t per_row = 0;
+  MTAN_RETURN_IF_ERROR(mtan_output_size(model, task, &per_row));
+  if (static_cast<uint64_t>(output_floats) < static_cast<uint64_t>(batch) * per_row)
+    return SetError(MTAN_ERROR_OUTPUT_TOO_SMALL, "output holds %zu floats, %u rows need %llu",
+                    output_floats, batch, static_cast<unsigned long long>(batch) * per_row);
+  if (task == MTAN_ALL_TASKS) {
+    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, nullptr, model->num_ops, threadpool));
+    for (uint32_t k = 0; k < model->num_tasks; ++k)
+      CopyOutput(model->tasks[k], batch, output, per_row, model->tasks[k].output_offset);
+  } else {
+    const TaskState& t = model->tasks[task];
+    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, t.plan, t.plan_length, threadpool));
+    CopyOutput(t, batch, output, per_row, 0);
+  }
+  return MTAN_OK;
 }
 
 }  // namespace
@@ -427,26 +494,9 @@ mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* fl
 mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
                      float* output, size_t output_floats, void* threadpool) {
   MTAN_CHECK_MODEL(model);
-  if (rows == nullptr || output == nullptr)
-    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "rows or output is NULL");
-  if (batch == 0 || batch > model->max_batch)
-    return SetError(MTAN_ERROR_BATCH, "batch %u is not 1..%u (the max_batch loaded)", batch,
-                    model->max_batch);
-  uint32_t per_row = 0;
-  MTAN_RETURN_IF_ERROR(mtan_output_size(model, task, &per_row));
-  if (output_floats < static_cast<size_t>(batch) * per_row)
-    return SetError(MTAN_ERROR_OUTPUT_TOO_SMALL, "output holds %zu floats, %u rows need %zu",
-                    output_floats, batch, static_cast<size_t>(batch) * per_row);
-  if (task == MTAN_ALL_TASKS) {
-    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, nullptr, model->num_ops, threadpool));
-    for (uint32_t k = 0; k < model->num_tasks; ++k)
-      CopyOutput(model->tasks[k], batch, output, per_row, model->tasks[k].output_offset);
-  } else {
-    const TaskState& t = model->tasks[task];
-    MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, t.plan, t.plan_length, threadpool));
-    CopyOutput(t, batch, output, per_row, 0);
-  }
-  return MTAN_OK;
+  ModelClaim claim(model);
+  if (!claim.claimed) return BusyError();
+  return RunClaimed(model, rows, batch, task, output, output_floats, threadpool);
 }
 
 mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out) {
@@ -475,21 +525,27 @@ mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tenso
 
 mtan_status mtan_self_test(mtan_model* model) {
   MTAN_CHECK_MODEL(model);
+  ModelClaim claim(model);
+  if (!claim.claimed) return BusyError();
   const auto* golden = model->fb->golden();
   if (golden == nullptr || golden->size() == 0)
     return SetError(MTAN_ERROR_NO_GOLDEN_CASES, "the model has no golden cases");
   const uint32_t per_row = model->output_floats_all;
   for (uint32_t g = 0; g < golden->size(); ++g) {
     const fb::GoldenCase* gc = golden->Get(g);
-    const float tol = gc->tolerance();
+    // Format 1.1: one tolerance per output (a probability in probability
+    // units, a spend in currency units); a 1.0 file has one for all.
+    const auto* tols = gc->tolerances();
+    const bool per_output = tols != nullptr && tols->size() != 0;
     for (uint32_t r0 = 0; r0 < gc->rows(); r0 += model->max_batch) {
       const uint32_t n = gc->rows() - r0 < model->max_batch ? gc->rows() - r0 : model->max_batch;
-      MTAN_RETURN_IF_ERROR(mtan_run(model, gc->input()->data() + static_cast<size_t>(r0) * model->num_inputs,
-                                    n, MTAN_ALL_TASKS, model->golden_scratch,
-                                    static_cast<size_t>(n) * per_row, nullptr));
+      MTAN_RETURN_IF_ERROR(RunClaimed(model, gc->input()->data() + static_cast<size_t>(r0) * model->num_inputs,
+                                      n, MTAN_ALL_TASKS, model->golden_scratch,
+                                      static_cast<size_t>(n) * per_row, nullptr));
       for (uint32_t i = 0; i < n * per_row; ++i) {
         const float got = model->golden_scratch[i];
         const float want = gc->output()->Get(static_cast<size_t>(r0) * per_row + i);
+        const float tol = per_output ? tols->Get(i % per_row) : gc->tolerance();
         if (!(fabsf(got - want) <= tol))
           return SetError(MTAN_ERROR_SELF_TEST, "golden case %u, row %u, output %u: got %g, "
                           "expected %g (tolerance %g)", g, r0 + i / per_row, i % per_row,

@@ -1,34 +1,27 @@
-// Status names, the last-error message and the process-wide load lock.
+// Status names, the last-error message (per thread) and the process-wide
+// load lock, both through the platform hooks (platform.h).
 #include <stdarg.h>
 #include <stdio.h>
 
-#include <atomic>
-
 #include "internal.h"
+#include "platform.h"
 
 namespace mtan {
-namespace {
-char g_message[512] = "no error";
-std::atomic_flag g_lock = ATOMIC_FLAG_INIT;
-}  // namespace
 
 mtan_status SetError(mtan_status status, const char* format, ...) {
   va_list args;
   va_start(args, format);
-  vsnprintf(g_message, sizeof(g_message), format, args);
+  vsnprintf(platform::ErrorMessageBuffer(), platform::kErrorMessageBytes, format, args);
   va_end(args);
   return status;
 }
 
-void GlobalLock() {
-  while (g_lock.test_and_set(std::memory_order_acquire)) {
-  }
-}
-void GlobalUnlock() { g_lock.clear(std::memory_order_release); }
+void GlobalLock() { platform::LoadLockAcquire(); }
+void GlobalUnlock() { platform::LoadLockRelease(); }
 
 }  // namespace mtan
 
-extern "C" const char* mtan_last_error(void) { return mtan::g_message; }
+extern "C" const char* mtan_last_error(void) { return mtan::platform::ErrorMessageBuffer(); }
 
 extern "C" const char* mtan_status_string(mtan_status status) {
   switch (status) {
@@ -58,6 +51,8 @@ extern "C" const char* mtan_status_string(mtan_status status) {
     MTAN_CASE(MTAN_ERROR_BACKEND)
     MTAN_CASE(MTAN_ERROR_SELF_TEST)
     MTAN_CASE(MTAN_ERROR_NO_GOLDEN_CASES)
+    MTAN_CASE(MTAN_ERROR_BUSY)
+    MTAN_CASE(MTAN_ERROR_NAME)
 #undef MTAN_CASE
   }
   return "MTAN_ERROR_UNKNOWN";

@@ -1,7 +1,18 @@
 // Verification of untrusted model files. Order: container (identifier,
-// footer, checksum), FlatBuffers verifier, version, limits, then semantic
-// checks of tensors, operators, tasks, the memory plan and golden cases.
-// Works on the stack only; never trusts an index before checking it.
+// footer, checksum), FlatBuffers verifier, version, limits, names, then
+// semantic checks of tensors, operators (with the float32 value bounds),
+// int8 accumulators, tasks, the memory plan and golden cases. Never trusts
+// an index before checking it.
+//
+// Cost: about one pass over the file whatever it shares. Constants that
+// share a buffer (same dtype and shape) are checked once, and the int8
+// accumulator bound is computed once per weight, against every distinct bias
+// it is paired with: a file where one weight feeds 4096 operators costs what
+// one operator does (it used to cost 4096 passes, seconds per load).
+//
+// Working memory (~44 KB) is a static Checker, not the stack: the caller
+// holds the load lock.
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -41,13 +52,72 @@ size_t RowBytes(const fb::Tensor* t) {
   return AlignUp(static_cast<size_t>(t->shape()->Get(0)) * DTypeBytes(t->dtype()), 4);
 }
 
+// What is wrong with an input, task or class name, or nullptr: names are
+// matched by apps (a kiosk's CSV columns, mtan_task_find's strcmp), so an
+// embedded NUL ("spend\0v1" reads as "spend"), a control character or an
+// empty name would match the wrong thing.
+const char* NameProblem(const flatbuffers::String* s) {
+  if (s == nullptr || s->size() == 0) return "is empty";
+  if (s->size() > MTAN_MAX_NAME_BYTES) return "is longer than MTAN_MAX_NAME_BYTES";
+  for (uint32_t i = 0; i < s->size(); ++i) {
+    const uint8_t c = static_cast<uint8_t>(s->Get(i));
+    if (c < 0x20 || c == 0x7f) return "holds a NUL or control character";
+  }
+  return nullptr;
+}
+
+bool SameName(const flatbuffers::String* a, const flatbuffers::String* b) {
+  return a->size() == b->size() && memcmp(a->data(), b->data(), a->size()) == 0;
+}
+
+// Every name of `names` is valid and unique; `what` and `owner` name them in
+// the message. Pairwise: at most MTAN_MAX_INPUTS names of MTAN_MAX_NAME_BYTES
+// (tens of milliseconds at worst), and no memory.
+mtan_status CheckNames(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* names,
+                       const char* what, const char* owner) {
+  for (uint32_t i = 0; i < names->size(); ++i) {
+    if (const char* problem = NameProblem(names->Get(i)))
+      return SetError(MTAN_ERROR_NAME, "%s%s %u: name %s", owner, what, i, problem);
+    for (uint32_t j = 0; j < i; ++j)
+      if (SameName(names->Get(i), names->Get(j)))
+        return SetError(MTAN_ERROR_NAME, "%s%s %u and %u are both named '%s'", owner, what, j, i,
+                        names->Get(i)->c_str());
+  }
+  return MTAN_OK;
+}
+
+// Value bounds of float32 tensors are powers of two, kept as the exponent e
+// of |value| <= 2^e. A tensor that could exceed 2^127 (near FLT_MAX) is
+// refused: then no float tensor can overflow to infinity, and no infinity
+// can make a NaN (inf - inf, 0 * inf), on any backend.
+constexpr int kMaxBoundExp = 127;
+constexpr int16_t kNoBound = INT16_MIN;  // not computed (constants: on first use)
+
+int BoundExp(double v) {  // smallest e >= -127 with v <= 2^e; v finite, >= 0
+  if (!(v > 0x1p-127)) return -127;
+  int e = 0;
+  const double mantissa = frexp(v, &e);  // v = mantissa * 2^e, mantissa in [0.5, 1)
+  return mantissa == 0.5 ? e - 1 : e;
+}
+double BoundValue(int e) { return ldexp(1.0, e); }
+
 struct Checker {
   const fb::Model* m;
   uint32_t num_tensors;
   // Producer operator of each activation (-1: none), and last reader.
   int16_t producer[MTAN_MAX_TENSORS];
   int16_t last_use[MTAN_MAX_TENSORS];
-  uint8_t in_plan[MTAN_MAX_TENSORS];
+  // Scratch marks: tensors in a task's plan; checked weights and biases.
+  uint8_t mark[MTAN_MAX_TENSORS];
+  // Constants: the first tensor holding the same data (buffer, dtype and
+  // shape), so that checks and statistics of shared data run once.
+  int16_t same_data[MTAN_MAX_TENSORS];
+  // Float32 activations: exponent of their value bound. Constants (at their
+  // same_data index): float weights' largest row sum of |w|, float biases'
+  // largest |b| (up to about 2^149: 2^20 weights near FLT_MAX).
+  int16_t bound[MTAN_MAX_TENSORS];
+  // Operators of one weight with distinct biases (CheckAccumulators).
+  uint16_t paired[MTAN_MAX_OPERATORS];
 
   const fb::Tensor* T(uint32_t i) const { return m->tensors()->Get(i); }
   bool IsActivation(uint32_t i) const { return T(i)->buffer() == 0; }
@@ -88,6 +158,8 @@ struct Checker {
                         "activation %u '%s': offset %u + %zu bytes outside the %u-byte row plan",
                         i, name, t->arena_offset(), RowBytes(t), m->activation_bytes_per_row());
     } else {
+      same_data[i] = static_cast<int16_t>(FirstWithSameData(i));
+      if (same_data[i] != static_cast<int16_t>(i)) return CheckQuantization(i, name);
       const auto* data = m->buffers()->Get(t->buffer())->data();
       const uint64_t want = elements * DTypeBytes(t->dtype());
       if (data == nullptr || data->size() != want)
@@ -107,6 +179,24 @@ struct Checker {
       }
     }
     return CheckQuantization(i, name);
+  }
+
+  // The first constant tensor j <= i with i's buffer, dtype and shape (i's
+  // own checks passed for everything before it). Linear: constants are few,
+  // and a file sharing one buffer among 4096 tensors costs 8 M comparisons.
+  uint32_t FirstWithSameData(uint32_t i) const {
+    const fb::Tensor* t = T(i);
+    for (uint32_t j = 0; j < i; ++j) {
+      const fb::Tensor* u = T(j);
+      if (u->buffer() != t->buffer() || u->dtype() != t->dtype() ||
+          u->shape()->size() != t->shape()->size())
+        continue;
+      bool same = true;
+      for (uint32_t d = 0; d < t->shape()->size() && same; ++d)
+        same = u->shape()->Get(d) == t->shape()->Get(d);
+      if (same) return same_data[j];
+    }
+    return i;
   }
 
   mtan_status CheckQuantization(uint32_t i, const char* name) {
@@ -147,21 +237,133 @@ struct Checker {
   // the reference kernel computes, and XNNPACK's bias with the zero point
   // folded in plus its sum of w * x. The converter saturates its biases to
   // this bound (tools/common/quantize.cc).
-  mtan_status CheckAccumulator(uint32_t o, uint32_t wi, uint32_t bi) {
-    const fb::Tensor* w = T(wi);
-    const uint32_t rows = static_cast<uint32_t>(w->shape()->Get(0));
-    const uint32_t cols = static_cast<uint32_t>(w->shape()->Get(1));
-    const int8_t* wv = reinterpret_cast<const int8_t*>(m->buffers()->Get(w->buffer())->data()->data());
-    const int32_t* bv =
-        reinterpret_cast<const int32_t*>(m->buffers()->Get(T(bi)->buffer())->data()->data());
+  //
+  // Checked once per weight data: one pass over its rows, and for each row
+  // every distinct bias data paired with it (each such bias is its own
+  // rows x 4 bytes of the file), so the cost is bounded by the file size.
+  mtan_status CheckAccumulators() {
+    const uint32_t num_ops = m->operators()->size();
+    memset(mark, 0, num_tensors);
+    for (uint32_t o = 0; o < num_ops; ++o) {
+      uint32_t wi = 0, bi = 0;
+      if (!IsInt8FullyConnected(o, &wi, &bi)) continue;
+      const uint32_t w = same_data[wi];
+      if (mark[w]) continue;  // checked with an earlier operator
+      mark[w] = 1;
+      // Every operator with this weight data and a bias not seen before.
+      uint32_t n = 0;
+      for (uint32_t p = o; p < num_ops; ++p) {
+        uint32_t wp = 0, bp = 0;
+        if (!IsInt8FullyConnected(p, &wp, &bp) || static_cast<uint32_t>(same_data[wp]) != w) continue;
+        if (mark[same_data[bp]] == 2) continue;
+        mark[same_data[bp]] = 2;
+        paired[n++] = static_cast<uint16_t>(p);
+      }
+      MTAN_RETURN_IF_ERROR(CheckAccumulator(w, n));
+      for (uint32_t k = 0; k < n; ++k) {
+        uint32_t wp = 0, bp = 0;
+        IsInt8FullyConnected(paired[k], &wp, &bp);
+        mark[same_data[bp]] = 0;
+      }
+    }
+    return MTAN_OK;
+  }
+
+  bool IsInt8FullyConnected(uint32_t o, uint32_t* wi, uint32_t* bi) const {
+    const fb::Operator* op = m->operators()->Get(o);
+    if (op->opcode() != fb::OpCode::FULLY_CONNECTED) return false;
+    *wi = static_cast<uint32_t>(op->inputs()->Get(1));
+    *bi = static_cast<uint32_t>(op->inputs()->Get(2));
+    return T(*wi)->dtype() == fb::DType::INT8;
+  }
+
+  // Weight data `w` against the biases of operators paired[0..n).
+  mtan_status CheckAccumulator(uint32_t w, uint32_t n) {
+    const fb::Tensor* wt = T(w);
+    const uint32_t rows = static_cast<uint32_t>(wt->shape()->Get(0));
+    const uint32_t cols = static_cast<uint32_t>(wt->shape()->Get(1));
+    const int8_t* wv = reinterpret_cast<const int8_t*>(m->buffers()->Get(wt->buffer())->data()->data());
     for (uint32_t r = 0; r < rows; ++r) {
-      uint64_t bound = static_cast<uint64_t>(bv[r] < 0 ? -static_cast<int64_t>(bv[r]) : bv[r]);
+      uint64_t sum = 0;
       const int8_t* row = wv + static_cast<uint64_t>(r) * cols;
-      for (uint32_t c = 0; c < cols; ++c) bound += 256u * static_cast<uint32_t>(row[c] < 0 ? -row[c] : row[c]);
-      if (bound > static_cast<uint64_t>(INT32_MAX))
-        return SetError(MTAN_ERROR_QUANTIZATION, "operator %u: output channel %u of '%s' can "
-                        "overflow the int32 accumulator (|bias| + 256 * sum |w| = %llu)", o, r,
-                        TensorName(m, wi), static_cast<unsigned long long>(bound));
+      for (uint32_t c = 0; c < cols; ++c) sum += 256u * static_cast<uint32_t>(row[c] < 0 ? -row[c] : row[c]);
+      for (uint32_t k = 0; k < n; ++k) {
+        const fb::Operator* op = m->operators()->Get(paired[k]);
+        const uint32_t bi = static_cast<uint32_t>(op->inputs()->Get(2));
+        const int32_t b = reinterpret_cast<const int32_t*>(
+            m->buffers()->Get(T(bi)->buffer())->data()->data())[r];
+        const uint64_t bound = sum + static_cast<uint64_t>(b < 0 ? -static_cast<int64_t>(b) : b);
+        if (bound > static_cast<uint64_t>(INT32_MAX))
+          return SetError(MTAN_ERROR_QUANTIZATION, "operator %u: output channel %u of '%s' can "
+                          "overflow the int32 accumulator (|bias| + 256 * sum |w| = %llu)",
+                          paired[k], r, TensorName(m, static_cast<uint32_t>(op->inputs()->Get(1))),
+                          static_cast<unsigned long long>(bound));
+      }
+    }
+    return MTAN_OK;
+  }
+
+  // Largest row sum of |w| (weights [O, I]) or largest |b| (a vector) of a
+  // float32 constant, as a bound exponent, computed once per data.
+  int ConstantBound(uint32_t i) {
+    const uint32_t k = same_data[i];
+    if (bound[k] != kNoBound) return bound[k];
+    const fb::Tensor* t = T(k);
+    const float* v = reinterpret_cast<const float*>(m->buffers()->Get(t->buffer())->data()->data());
+    const uint32_t rows = static_cast<uint32_t>(t->shape()->Get(0));
+    const uint32_t cols = t->shape()->size() == 2 ? static_cast<uint32_t>(t->shape()->Get(1)) : 1;
+    double worst = 0.0;
+    for (uint32_t r = 0; r < rows; ++r) {
+      double sum = 0.0;
+      for (uint32_t c = 0; c < cols; ++c) sum += fabs(static_cast<double>(v[static_cast<uint64_t>(r) * cols + c]));
+      worst = sum > worst ? sum : worst;
+    }
+    // Finite weights (checked) sum to at most 2^20 * FLT_MAX: a double holds it.
+    bound[k] = static_cast<int16_t>(BoundExp(worst));
+    return bound[k];
+  }
+
+  // Records the bound of float32 output `out` of operator o, or refuses it.
+  mtan_status SetBound(uint32_t o, int32_t out, double value, mtan_status status) {
+    if (!(value <= BoundValue(kMaxBoundExp)))
+      return SetError(status, "operator %u (%s): float32 values of '%s' could reach %g with "
+                      "standardised features within +-%d (weights, biases or scales too large; "
+                      "the limit is 2^%d)", o, fb::EnumNameOpCode(m->operators()->Get(o)->opcode()),
+                      TensorName(m, out), value, MTAN_STANDARDIZED_LIMIT, kMaxBoundExp);
+    bound[out] = static_cast<int16_t>(BoundExp(value));
+    return MTAN_OK;
+  }
+
+  // The float32 value bound of operator o's output (int8 outputs need none).
+  mtan_status BoundOutput(uint32_t o) {
+    const fb::Operator* op = m->operators()->Get(o);
+    const auto* ins = op->inputs();
+    const int32_t out = op->outputs()->Get(0);
+    if (T(out)->dtype() != fb::DType::FLOAT32) return MTAN_OK;
+    auto in = [&](uint32_t k) { return BoundValue(bound[ins->Get(k)]); };
+    switch (op->opcode()) {
+      case fb::OpCode::QUANTIZE:  // clamped by the kernel
+        return SetBound(o, out, MTAN_STANDARDIZED_LIMIT, MTAN_ERROR_BUFFER);
+      case fb::OpCode::FULLY_CONNECTED:  // |y| <= max |b| + |x| max_o sum |w_o|
+        return SetBound(o, out, BoundValue(ConstantBound(ins->Get(2))) +
+                                    in(0) * BoundValue(ConstantBound(ins->Get(1))),
+                        MTAN_ERROR_BUFFER);
+      case fb::OpCode::LOGISTIC:
+      case fb::OpCode::TANH:
+      case fb::OpCode::SOFTMAX:
+        return SetBound(o, out, 1.0, MTAN_ERROR_BUFFER);
+      case fb::OpCode::MUL: return SetBound(o, out, in(0) * in(1), MTAN_ERROR_BUFFER);
+      case fb::OpCode::ADD: return SetBound(o, out, in(0) + in(1), MTAN_ERROR_BUFFER);
+      case fb::OpCode::ATTENTION_POOL: {  // a convex combination of the values
+        double worst = 0.0;
+        for (uint32_t k = ins->size() / 2; k < ins->size(); ++k) worst = in(k) > worst ? in(k) : worst;
+        return SetBound(o, out, worst, MTAN_ERROR_BUFFER);
+      }
+      case fb::OpCode::DEQUANTIZE: {  // scale * |q - zero_point|, at most 255 steps
+        const fb::Tensor* x = T(ins->Get(0));
+        return SetBound(o, out, 255.0 * static_cast<double>(x->quantization()->scale()->Get(0)),
+                        MTAN_ERROR_QUANTIZATION);
+      }
     }
     return MTAN_OK;
   }
@@ -242,7 +444,6 @@ struct Checker {
             if (zps->Get(k) != 0)
               return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' must be symmetric (zero point 0)",
                               TensorName(m, wi));
-          MTAN_RETURN_IF_ERROR(CheckAccumulator(o, wi, bi));
         }
         break;
       }
@@ -299,13 +500,18 @@ struct Checker {
     }
     producer[out] = static_cast<int16_t>(o);
     last_use[out] = static_cast<int16_t>(o);
-    return MTAN_OK;
+    return BoundOutput(o);
   }
 
   mtan_status CheckTask(uint32_t k, uint32_t* output_size) {
     const fb::Task* task = m->tasks()->Get(k);
     const char* name = task->name() ? task->name()->c_str() : "(unnamed)";
     if (task->name() == nullptr) return SetError(MTAN_ERROR_TASK, "task %u has no name", k);
+    if (const char* problem = NameProblem(task->name()))
+      return SetError(MTAN_ERROR_NAME, "task %u: name %s", k, problem);
+    for (uint32_t j = 0; j < k; ++j)
+      if (SameName(task->name(), m->tasks()->Get(j)->name()))
+        return SetError(MTAN_ERROR_NAME, "tasks %u and %u are both named '%s'", j, k, name);
     if (task->kind() > fb::TaskKind::MAX)
       return SetError(MTAN_ERROR_TASK, "task '%s': unknown kind %d", name, static_cast<int>(task->kind()));
     const int32_t out = task->output();
@@ -322,6 +528,11 @@ struct Checker {
     if (task->class_names() && task->class_names()->size() != 0 && task->class_names()->size() != size)
       return SetError(MTAN_ERROR_TASK, "task '%s': %u class names for %u classes", name,
                       task->class_names()->size(), size);
+    if (task->class_names()) {
+      char owner[MTAN_MAX_NAME_BYTES + 16];
+      snprintf(owner, sizeof owner, "task '%s': ", name);
+      MTAN_RETURN_IF_ERROR(CheckNames(task->class_names(), "class", owner));
+    }
     if (task->transform() > fb::OutputTransform::MAX ||
         (task->transform() == fb::OutputTransform::EXPM1 && task->kind() != fb::TaskKind::REGRESSION))
       return SetError(MTAN_ERROR_TASK, "task '%s': transform %d is for regression only", name,
@@ -330,6 +541,7 @@ struct Checker {
     const auto* plan = task->plan();
     if (plan == nullptr || plan->size() == 0)
       return SetError(MTAN_ERROR_TASK, "task '%s' has no plan", name);
+    uint8_t* in_plan = mark;
     memset(in_plan, 0, num_tensors);
     const uint32_t num_ops = m->operators()->size();
     for (uint32_t i = 0; i < plan->size(); ++i) {
@@ -375,6 +587,8 @@ struct Checker {
     return MTAN_OK;
   }
 };
+
+Checker g_checker;  // ~44 KB, guarded by the load lock
 
 }  // namespace
 
@@ -428,17 +642,29 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
     return SetError(MTAN_ERROR_LIMIT, "%u golden cases (limit %d)", m->golden()->size(),
                     MTAN_MAX_GOLDEN_CASES);
 
-  Checker c;
+  // Input names: valid and unique (a kiosk matches them to CSV columns).
+  for (uint32_t i = 0; i < ni; ++i) {
+    const fb::Input* in = m->inputs()->Get(i);
+    if (const char* problem = NameProblem(in->name()))
+      return SetError(MTAN_ERROR_NAME, "input %u: name %s", i, problem);
+    for (uint32_t j = 0; j < i; ++j)
+      if (SameName(in->name(), m->inputs()->Get(j)->name()))
+        return SetError(MTAN_ERROR_NAME, "inputs %u and %u are both named '%s'", j, i,
+                        in->name()->c_str());
+  }
+
+  Checker& c = g_checker;
   c.m = m;
   c.num_tensors = nt;
   memset(c.producer, 0xff, sizeof(c.producer));
   memset(c.last_use, 0xff, sizeof(c.last_use));
+  for (uint32_t t = 0; t < nt; ++t) c.bound[t] = kNoBound;
   for (uint32_t t = 0; t < nt; ++t) MTAN_RETURN_IF_ERROR(c.CheckTensor(t));
   for (uint32_t i = 0; i < ni; ++i) {
     const fb::Input* in = m->inputs()->Get(i);
     if (!isfinite(in->mean()) || !FiniteScale(in->std()))
       return SetError(MTAN_ERROR_QUANTIZATION, "input %u '%s': mean %g / std %g must be finite, "
-                      "std positive", i, in->name() ? in->name()->c_str() : "",
+                      "std positive", i, in->name()->c_str(),
                       static_cast<double>(in->mean()), static_cast<double>(in->std()));
   }
   const int32_t it = m->input_tensor();
@@ -447,6 +673,7 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   if (!c.IsActivation(it) || c.T(it)->dtype() != fb::DType::FLOAT32 || c.Channels(it) != ni)
     return SetError(MTAN_ERROR_SHAPE, "input tensor '%s' must be float32 [%u]", TensorName(m, it), ni);
   for (uint32_t o = 0; o < no; ++o) MTAN_RETURN_IF_ERROR(c.CheckOperator(o));
+  MTAN_RETURN_IF_ERROR(c.CheckAccumulators());
   uint32_t total = 0;
   for (uint32_t k = 0; k < nk; ++k) {
     uint32_t size = 0;
@@ -460,11 +687,18 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
     const uint64_t rows = gc->rows();
     if (rows == 0 || rows > MTAN_MAX_BATCH || !gc->input() || !gc->output() ||
         gc->input()->size() != rows * ni || gc->output()->size() != rows * total ||
-        !isfinite(gc->tolerance()) || gc->tolerance() < 0)
+        !isfinite(gc->tolerance()) || gc->tolerance() < 0 ||
+        (gc->tolerances() && gc->tolerances()->size() != 0 && gc->tolerances()->size() != total))
       return SetError(MTAN_ERROR_SHAPE, "golden case %u: %llu rows do not match its %u inputs / "
                       "%u outputs, or its tolerance is invalid", g,
                       static_cast<unsigned long long>(rows), gc->input() ? gc->input()->size() : 0,
                       gc->output() ? gc->output()->size() : 0);
+    for (uint32_t k = 0; gc->tolerances() && k < gc->tolerances()->size(); ++k) {
+      const float tol = gc->tolerances()->Get(k);
+      if (!isfinite(tol) || tol < 0)
+        return SetError(MTAN_ERROR_SHAPE, "golden case %u: tolerance of output %u is %g", g, k,
+                        static_cast<double>(tol));
+    }
     if (rows > max_golden_rows) max_golden_rows = static_cast<uint32_t>(rows);
   }
   view->fb = m;

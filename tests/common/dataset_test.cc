@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "mtan/mtan.h"
+
 using namespace mtan::host;
 
 namespace {
@@ -148,6 +150,44 @@ TEST_CASE("bad specs are named") {
     CHECK_FALSE(LoadSpec("/nonexistent/tasks.json", &spec, &err));
     CHECK(err.find("/nonexistent/tasks.json") != std::string::npos);
   }
+}
+
+// Issue 12, findings 8 and 10: names the runtime would refuse (or, with an
+// embedded NUL, confuse) are refused here first, and a regression label that
+// is finite only as a double is refused before it reaches training.
+TEST_CASE("names with a NUL or control character, too long, or duplicated, are refused") {
+  SUBCASE("task names spend\\u0000v1 and spend\\u0000v2 (one task to a C caller)") {
+    ExpectSpecError(R"({"tasks": [{"name": "spend\u0000v1", "kind": "regression", "label": "a"},
+                                  {"name": "spend\u0000v2", "kind": "regression", "label": "b"}]})",
+                    {"tasks[0].name", "spend\\x00v1", "NUL or control character"});
+  }
+  SUBCASE("a tab in a task name") {
+    ExpectSpecError(R"({"tasks": [{"name": "cl\tick", "kind": "binary"}]})", {"tasks[0].name", "control"});
+  }
+  SUBCASE("a task name over MTAN_MAX_NAME_BYTES") {
+    ExpectSpecError(R"({"tasks": [{"name": ")" + std::string(MTAN_MAX_NAME_BYTES + 1, 'a') +
+                        R"(", "kind": "binary"}]})",
+                    {"tasks[0].name", "longer than 128 bytes"});
+  }
+  SUBCASE("a feature name with a NUL") {
+    ExpectSpecError(R"({"features": ["pr\u0000ice"], "tasks": [{"name": "a", "kind": "binary"}]})",
+                    {"features[0]", "NUL"});
+  }
+  SUBCASE("a class name with a control character") {
+    ExpectSpecError(R"({"tasks": [{"name": "a", "kind": "multiclass", "class_names": ["x", "y\u0007"]}]})",
+                    {"class_names[1]", "control"});
+  }
+  SUBCASE("a CSV column with a NUL") {
+    ExpectCsvError(std::string("price,a") + '\0' + "ge,click,cat,spend\n1,2,1,0,3\n", {"data.csv:1:2:", "NUL"});
+  }
+}
+
+TEST_CASE("a regression label beyond float32 (1e39) is refused") {
+  const char* spec = R"({"features": ["price", "age"], "tasks": [{"name": "spend", "kind": "regression"}]})";
+  ExpectCsvError("price,age,spend\n1,2,1e39\n", {"data.csv:2:3:", "not a finite float32"}, spec);
+  Dataset d;
+  std::string err;
+  CHECK(ParseCsv("price,age,spend\n1,2,3e38\n", "data.csv", MustSpec(spec), &d, &err));
 }
 
 TEST_CASE("model space transform") {

@@ -120,7 +120,7 @@ TEST_CASE("an already-quantized model is refused") {
   CHECK_THROWS_AS(host::QuantizeModel(q, ranges), std::invalid_argument);
 }
 
-TEST_CASE("golden tolerance: one LSB of each output's logit scale through its activation") {
+TEST_CASE("golden tolerances: one LSB of each output's logit scale through its activation, per output") {
   fb::ModelT q = test::Int8Model(9);
   // Logit scales of the three tasks (click, category, spend).
   const float s_click = host::TaskLogitScale(q, *q.tasks[0]);
@@ -134,20 +134,31 @@ TEST_CASE("golden tolerance: one LSB of each output's logit scale through its ac
   CHECK(host::TaskLogitScale(f, *f.tasks[0]) == 0.0f);
   {
     const float out[6] = {0.5f, 0.25f, 0.25f, 0.25f, 0.25f, 0.0f};
-    CHECK(host::GoldenTolerance(f, out, 1) < 1e-4f);
+    for (float t : host::GoldenTolerances(f, out, 1)) CHECK(t < 1e-4f);
   }
-  // p = 0.5 with tiny other outputs: the sigmoid's steepest point, s / 4.
+  // p = 0.5: the sigmoid's steepest point, s / 4.
   const float out1[6] = {0.5f, 1, 0, 0, 0, 0.0f};
-  const float tol1 = host::GoldenTolerance(q, out1, 1);
-  CHECK(tol1 >= 0.25f * s_click * 0.99f);
-  CHECK(tol1 <= std::max({0.26f * s_click, s_spend * 1.01f}) + 2e-5f);
-  // A large regression output in label units dominates: (y + 1)(e^s - 1).
+  const std::vector<float> tol1 = host::GoldenTolerances(q, out1, 1);
+  REQUIRE(tol1.size() == 6);
+  CHECK(tol1[0] >= 0.25f * s_click * 0.99f);
+  CHECK(tol1[0] <= 0.26f * s_click + 2e-5f);
+  // A large regression output in label units: (y + 1)(e^s - 1) on its own
+  // output only; the probabilities keep theirs (one tolerance for all let a
+  // negated purchase head pass the self-test).
   const float out2[6] = {0.9f, 1, 0, 0, 0, 999.0f};
-  CHECK(host::GoldenTolerance(q, out2, 1) ==
-        doctest::Approx(1000.0 * std::expm1(s_spend) + 1e-5 * 999.0).epsilon(1e-4));
+  const std::vector<float> tol2 = host::GoldenTolerances(q, out2, 1);
+  CHECK(tol2[5] == doctest::Approx(1000.0 * std::expm1(s_spend) + 1e-5 * 999.0).epsilon(1e-4));
+  CHECK(tol2[5] > 0.5f);
+  for (int k = 0; k < 5; ++k) CHECK(tol2[k] < 0.05f);
+  CHECK(tol2[0] < tol1[0]);  // p = 0.9 moves less than p = 0.5
+  // Over rows: each output's largest.
+  const float two_rows[12] = {0.5f, 1, 0, 0, 0, 0.0f, 0.9f, 1, 0, 0, 0, 999.0f};
+  const std::vector<float> both = host::GoldenTolerances(q, two_rows, 2);
+  CHECK(both[0] == tol1[0]);
+  CHECK(both[5] == tol2[5]);
   // Not something huge: well under one percent of a probability's range for
   // a typical logit scale.
-  CHECK(tol1 < 0.05f);
+  CHECK(tol1[0] < 0.05f);
 }
 
 namespace {

@@ -3,7 +3,8 @@
 // this mutator instead unpacks a file that verifies into the object API,
 // edits fields the semantic checks and kernels care about (tensor indices,
 // shapes, dtypes, scales, zero points, operator inputs, plans, offsets,
-// versions, weights, golden cases), optionally re-plans it with the real
+// versions, weights, golden cases; weights shared by many operators),
+// optionally re-plans it with the real
 // writer (host::FinishModel) so that a semantic edit reaches the kernels, and
 // re-seals it with a valid checksum (host::SealModel). Files that do not
 // verify get libFuzzer's byte mutations on the FlatBuffer part, then a fresh
@@ -183,6 +184,39 @@ void MutateBuffer(Rng& rng, fb::ModelT& m) {
   }
 }
 
+// One weight tensor feeding many operators (issue 12: each carves its own
+// scales or packed copy, so a small file asks for a huge arena; the int8
+// accumulator check ran once per operator). Appends up to 700 copies of a
+// FULLY_CONNECTED, each writing its own new output tensor from the same
+// weights and bias; or points one FULLY_CONNECTED at another's weights.
+void MutateShare(Rng& rng, fb::ModelT& m) {
+  std::vector<uint32_t> fcs;
+  for (uint32_t o = 0; o < m.operators.size(); ++o)
+    if (m.operators[o]->opcode == fb::OpCode::FULLY_CONNECTED && m.operators[o]->inputs.size() == 3 &&
+        m.operators[o]->outputs.size() == 1)
+      fcs.push_back(o);
+  if (fcs.empty()) return;
+  const uint32_t o = fcs[Below(rng, fcs.size())];
+  if (OneIn(rng, 4) && fcs.size() > 1) {
+    const fb::OperatorT& other = *m.operators[fcs[Below(rng, fcs.size())]];
+    m.operators[o]->inputs[1] = other.inputs[1];
+    m.operators[o]->inputs[2] = other.inputs[2];
+    return;
+  }
+  const int32_t out = m.operators[o]->outputs[0];
+  if (out < 0 || static_cast<size_t>(out) >= m.tensors.size()) return;
+  static const uint32_t kCopies[] = {1, 2, 15, 64, 255, 700};
+  const uint32_t copies = kCopies[Below(rng, sizeof(kCopies) / sizeof(kCopies[0]))];
+  for (uint32_t k = 0; k < copies && m.operators.size() < MTAN_MAX_OPERATORS; ++k) {
+    auto t = std::make_unique<fb::TensorT>(*m.tensors[out]);
+    t->name += ".copy" + std::to_string(k);
+    m.tensors.push_back(std::move(t));
+    auto op = std::make_unique<fb::OperatorT>(*m.operators[o]);
+    op->outputs = {static_cast<int32_t>(m.tensors.size() - 1)};
+    m.operators.push_back(std::move(op));  // at the end: plans stay valid
+  }
+}
+
 void MutateModel(Rng& rng, fb::ModelT& m) {
   switch (Below(rng, 10)) {
     case 0: m.input_tensor = AnyTensor(rng, m); break;
@@ -240,11 +274,12 @@ void MutateModel(Rng& rng, fb::ModelT& m) {
 }
 
 void Mutate(Rng& rng, fb::ModelT& m) {
-  switch (Below(rng, 16)) {
+  switch (Below(rng, 17)) {
     case 0: case 1: case 2: case 3: MutateTensor(rng, m); break;
     case 4: case 5: case 6: MutateOperator(rng, m); break;
     case 7: case 8: MutateTask(rng, m); break;
     case 9: case 10: case 11: MutateBuffer(rng, m); break;
+    case 12: MutateShare(rng, m); break;
     default: MutateModel(rng, m); break;
   }
 }

@@ -1,7 +1,8 @@
 // Writes the fuzzer's seed corpus: small valid models of every architecture
 // mtan-train builds (mtan, mtan-mask, mtan-cross, shared-bottom, single),
 // with 1 to 4 tasks of each kind, float32 and int8, with and without golden
-// cases, several maximum batches and both memory plans. Generated at build
+// cases, several maximum batches and both memory plans, and two models whose
+// one weight feeds many operators. Generated at build
 // time so that no binary seed is committed.
 //
 //   mtan_fuzz_seeds OUT_DIR     (checks that each seed loads, runs and passes
@@ -90,6 +91,20 @@ int main(int argc, char** argv) {
         }
       }
     }
+  }
+  // One weight shared by many operators (issue 12): the sharing mutator's
+  // starting points.
+  for (const auto& [ops, channels] : {std::pair<uint32_t, int32_t>{8, 32}, {200, 16}}) {
+    fb::ModelT m = tiny::SharedWeightModel(ops, channels);
+    std::string error;
+    const auto file = host::FinishModel(m, 1);
+    const std::string path = dir + "/shared-weight-" + std::to_string(ops) + "x" +
+                             std::to_string(channels) + ".mtan";
+    if (!Check(file, 1, &error) || !host::WriteFileAtomic(path, file, &error)) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
+      return 1;
+    }
+    ++written;
   }
   std::printf("mtan_fuzz_seeds: %d models in %s\n", written, dir.c_str());
   return 0;

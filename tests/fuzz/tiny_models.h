@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,6 +89,69 @@ inline bool Quantize(fb::ModelT* model, uint32_t seed, int features, std::string
   if (!host::CollectActivations(*model, Rows(seed, n, features), n, &values, error)) return false;
   *model = host::QuantizeModel(*model, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax));
   return true;
+}
+
+// An int8 model in which one weight tensor [channels, 1] (and its bias)
+// feeds `fc_ops` FULLY_CONNECTED operators, each of which carves its own
+// scales (reference backend) or packed copy (XNNPACK) at load: a small file
+// that asks for a large arena (4091 x 262144 channels: over 4 GiB in a
+// 2.6 MB file). The task ("wide", multiclass) dequantizes the first one.
+inline fb::ModelT SharedWeightModel(uint32_t fc_ops, int32_t channels) {
+  fb::ModelT m;
+  m.buffers.push_back(std::make_unique<fb::BufferT>());
+  auto in = std::make_unique<fb::InputT>();
+  in->name = "x";
+  m.inputs.push_back(std::move(in));
+  auto add = [&](const std::string& name, fb::DType dtype, std::vector<int32_t> shape,
+                 std::vector<float> scale, std::vector<uint8_t> data = {}) {
+    auto t = std::make_unique<fb::TensorT>();
+    t->name = name;
+    t->dtype = dtype;
+    t->shape = std::move(shape);
+    if (!scale.empty()) {
+      t->quantization = std::make_unique<fb::QuantizationT>();
+      t->quantization->scale = std::move(scale);
+    }
+    if (!data.empty()) {
+      auto b = std::make_unique<fb::BufferT>();
+      b->data = std::move(data);
+      m.buffers.push_back(std::move(b));
+      t->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
+    }
+    m.tensors.push_back(std::move(t));
+    return static_cast<int32_t>(m.tensors.size() - 1);
+  };
+  auto op = [&](fb::OpCode code, std::vector<int32_t> inputs, int32_t output) {
+    auto o = std::make_unique<fb::OperatorT>();
+    o->opcode = code;
+    o->inputs = std::move(inputs);
+    o->outputs = {output};
+    m.operators.push_back(std::move(o));
+  };
+  const size_t c = static_cast<size_t>(channels);
+  m.input_tensor = add("input", fb::DType::FLOAT32, {1}, {});
+  const int32_t x = add("x.q", fb::DType::INT8, {1}, {1.0f / 64});
+  const int32_t w = add("shared.weight", fb::DType::INT8, {channels, 1},
+                        std::vector<float>(c, 0.01f), std::vector<uint8_t>(c, 1));
+  const int32_t b = add("shared.bias", fb::DType::INT32, {channels}, {},
+                        std::vector<uint8_t>(4 * c, 0));
+  op(fb::OpCode::QUANTIZE, {m.input_tensor}, x);
+  for (uint32_t k = 0; k < fc_ops; ++k) {
+    const int32_t y = add("fc" + std::to_string(k), fb::DType::INT8, {channels}, {0.05f});
+    op(fb::OpCode::FULLY_CONNECTED, {x, w, b}, y);
+    if (k == 0) {
+      const int32_t out = add("wide.prob", fb::DType::FLOAT32, {channels}, {});
+      op(fb::OpCode::DEQUANTIZE, {y}, out);
+      auto task = std::make_unique<fb::TaskT>();
+      task->name = "wide";
+      task->kind = fb::TaskKind::MULTICLASS;
+      task->output = out;
+      m.tasks.push_back(std::move(task));
+    }
+  }
+  m.metadata = std::make_unique<fb::MetadataT>();
+  m.max_batch = 1;
+  return m;
 }
 
 }  // namespace mtan::tiny

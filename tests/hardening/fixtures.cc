@@ -14,6 +14,14 @@
 //   truncated.mtan    model.mtan cut in half
 //   corrupt.mtan      model.mtan with one byte flipped (checksum mismatch)
 //   empty             0 bytes
+//   data-1row.csv     one labelled row (cannot measure an AUC)
+//   data-label-1e39.csv  a spend label finite as a double, infinite as float32
+//   spec-nul.json     task names "spend\u0000v1" and "spend\u0000v2"
+//   spec-36-tasks.json, data-36-tasks.csv  36 binary tasks: 4,179 operators
+//                     for mtan's default architecture, over MTAN_MAX_OPERATORS
+//   spec-wide.json, data-wide.csv  5000 feature columns, over MTAN_MAX_INPUTS
+//   huge-arena.mtan   4091 operators sharing one weight: an arena above
+//                     MTAN_MAX_ARENA_BYTES in a 2.6 MB file
 //
 //   hardening_fixtures OUT_DIR
 #include <cstdio>
@@ -90,7 +98,40 @@ int main(int argc, char** argv) {
   random_header.replace(4, 4, "MTAN");
   std::string corrupt = m;
   corrupt[corrupt.size() / 2] ^= 0x20;
+  // Issue 12's inputs.
+  const std::string one_row = csv.substr(0, csv.find('\n', csv.find('\n') + 1) + 1);
+  std::string label_1e39 = "f0,f1,f2,f3,click,category,spend\n1,0,1,0.5,0,1,2.0\n1,0,1,0.5,1,2,1e39\n";
+  const std::string spec_nul =
+      "{\"tasks\": [{\"name\": \"spend\\u0000v1\", \"kind\": \"regression\", \"label\": \"spend\"},\n"
+      "           {\"name\": \"spend\\u0000v2\", \"kind\": \"binary\", \"label\": \"click\"}]}\n";
+  std::string spec36 = "{\"features\": [\"f0\", \"f1\"], \"tasks\": [", data36 = "f0,f1";
+  for (int t = 0; t < 36; ++t) {
+    spec36 += std::string(t ? ", " : "") + "{\"name\": \"t" + std::to_string(t) + "\", \"kind\": \"binary\"}";
+    data36 += ",t" + std::to_string(t);
+  }
+  spec36 += "]}\n";
+  data36 += "\n";
+  for (int r = 0; r < 20; ++r) {
+    data36 += std::to_string(r) + "," + std::to_string(r % 3);
+    for (int t = 0; t < 36; ++t) data36 += (r + t) % 2 ? ",1" : ",0";
+    data36 += "\n";
+  }
+  std::string wide;
+  for (int c = 0; c < 5000; ++c) wide += "w" + std::to_string(c) + ",";
+  wide += "click\n";
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 5000; ++c) wide += std::to_string((r + c) % 7) + ",";
+    wide += std::to_string(r % 2) + "\n";
+  }
+  fb::ModelT shared = tiny::SharedWeightModel(4091, 262144);
+  const auto shared_file = host::FinishModel(shared, 1);
   const bool ok = Write(d + "model.mtan", m) && Write(d + "spec.json", kSpec) &&
+                  Write(d + "data-1row.csv", one_row) && Write(d + "data-label-1e39.csv", label_1e39) &&
+                  Write(d + "spec-nul.json", spec_nul) && Write(d + "spec-36-tasks.json", spec36) &&
+                  Write(d + "data-36-tasks.csv", data36) &&
+                  Write(d + "spec-wide.json", "{\"tasks\": [{\"name\": \"click\", \"kind\": \"binary\"}]}\n") &&
+                  Write(d + "data-wide.csv", wide) &&
+                  Write(d + "huge-arena.mtan", std::string(shared_file.begin(), shared_file.end())) &&
                   Write(d + "data.csv", csv) && Write(d + "data-bom.csv", bom + csv) &&
                   Write(d + "data-crlf.csv", Csv("\r\n", 5)) &&
                   Write(d + "data-bom-crlf.csv", bom + Csv("\r\n", 5)) &&

@@ -84,12 +84,11 @@ std::string Name(uint32_t r) {
   return buf;
 }
 
-}  // namespace
-
-bool MakeDemo(const std::string& dir, std::string* error) {
-  host::MtanWeights w = test::RandomMtan(kSeed, kFeatures);
-  w.feature_names.assign(kFeatureNames, kFeatureNames + kFeatures);
-  w.tasks[0].name = "purchase";
+// The demo's int8 model of `w`: quantized on min/max ranges of the
+// calibration rows, golden cases over `rows` from the reference kernels,
+// each with the converter's per-output tolerances.
+bool Int8Demo(const host::MtanWeights& w, const std::vector<float>& rows, fb::ModelT* out,
+              std::string* error) {
   fb::ModelT f = host::BuildFloatModel(w);
 
   std::vector<std::vector<float>> values;
@@ -105,8 +104,7 @@ bool MakeDemo(const std::string& dir, std::string* error) {
   fb::ModelT q = host::QuantizeModel(f, ranges);
 
   // Golden cases: the reference kernels' outputs, each case with the
-  // converter's tolerance for it.
-  const std::vector<float> rows = test::RandomRows(kSeed + 2, kGoldenRows, kFeatures);
+  // converter's tolerances for it.
   for (uint32_t r0 = 0; r0 < kGoldenRows; r0 += kRowsPerCase) {
     const std::vector<float> x(rows.begin() + r0 * kFeatures,
                                rows.begin() + (r0 + kRowsPerCase) * kFeatures);
@@ -116,9 +114,23 @@ bool MakeDemo(const std::string& dir, std::string* error) {
             MTAN_OK ||
         ref.Run(x.data(), kRowsPerCase, MTAN_ALL_TASKS, &y, error) != MTAN_OK)
       return false;
-    const float tol = host::GoldenTolerance(q, y.data(), kRowsPerCase);
-    if (!host::AddGoldenCase(q, x, kRowsPerCase, tol, error)) return false;
+    if (!host::AddGoldenCase(q, x, kRowsPerCase, y, host::GoldenTolerances(q, y.data(), kRowsPerCase),
+                             error))
+      return false;
   }
+  *out = std::move(q);
+  return true;
+}
+
+}  // namespace
+
+bool MakeDemo(const std::string& dir, std::string* error) {
+  host::MtanWeights w = test::RandomMtan(kSeed, kFeatures);
+  w.feature_names.assign(kFeatureNames, kFeatureNames + kFeatures);
+  w.tasks[0].name = "purchase";
+  const std::vector<float> rows = test::RandomRows(kSeed + 2, kGoldenRows, kFeatures);
+  fb::ModelT q;
+  if (!Int8Demo(w, rows, &q, error)) return false;
   const std::vector<uint8_t> file = host::FinishModel(q, kMaxBatch);
 
   // This machine's outputs with its default backend.
@@ -170,11 +182,37 @@ bool MakeDemo(const std::string& dir, std::string* error) {
       "  {\"name\": \"category\", \"kind\": \"multiclass\", \"label\": \"category\", \"classes\": 4},\n"
       "  {\"name\": \"spend\", \"kind\": \"regression\", \"label\": \"spend\", \"transform\": \"log1p\"}]}\n";
 
+  // Updates the kiosk's hot swap must refuse (check_update.cmake), each
+  // loading and self-testing unless said otherwise.
   std::vector<uint8_t> corrupted = file;
   corrupted[corrupted.size() / 2] ^= 0x01;
+  host::MtanWeights renamed_task = w, renamed_input = w;
+  renamed_task.tasks[0].name = "purchase_v2";  // the kiosk ranks by "purchase"
+  renamed_input.feature_names[3] += "_v2";      // not a column of candidates.csv
+  fb::ModelT q_task, q_input, q_negated;
+  if (!Int8Demo(renamed_task, rows, &q_task, error) ||
+      !Int8Demo(renamed_input, rows, &q_input, error) || !Int8Demo(w, rows, &q_negated, error))
+    return false;
+  test::NegateHead(q_negated, "purchase");  // p -> 1 - p; the golden cases keep p
+  fb::ModelT q_duplicate;  // refused by the verifier: two inputs of one name
+  if (!Int8Demo(w, rows, &q_duplicate, error)) return false;
+  q_duplicate.inputs[3]->name = q_duplicate.inputs[0]->name;
+  // Over MTAN_MAX_ARENA_BYTES in a 2.6 MB file: on armhf its size used to
+  // wrap to 409 KB, and the kiosk crashed loading it.
+  fb::ModelT huge = tiny::SharedWeightModel(4091, 262144);
+  // A candidate line longer than the kiosk's 16 KB line buffer: the first
+  // row's first feature with 20000 leading zeros (the same number).
+  const size_t first_cell = csv.find('\n') + 1 + Name(0).size() + 1;
+  const std::string long_line = csv.substr(0, first_cell) + std::string(20000, '0') + csv.substr(first_cell);
 
   return host::WriteFileAtomic(dir + "/demo.mtan", file, error) &&
          host::WriteFileAtomic(dir + "/corrupted.mtan", corrupted, error) &&
+         host::WriteFileAtomic(dir + "/renamed-task.mtan", host::FinishModel(q_task, kMaxBatch), error) &&
+         host::WriteFileAtomic(dir + "/renamed-input.mtan", host::FinishModel(q_input, kMaxBatch), error) &&
+         host::WriteFileAtomic(dir + "/duplicate-input.mtan", host::FinishModel(q_duplicate, kMaxBatch), error) &&
+         host::WriteFileAtomic(dir + "/negated-head.mtan", host::FinishModel(q_negated, kMaxBatch), error) &&
+         host::WriteFileAtomic(dir + "/huge-arena.mtan", host::FinishModel(huge, 1), error) &&
+         WriteText(dir + "/candidates-long-line.csv", long_line, error) &&
          WriteText(dir + "/rows.txt", FormatRows(rows, kFeatures), error) &&
          WriteText(dir + "/host_outputs.txt", FormatRows(out, per_row), error) &&
          WriteText(dir + "/candidates.csv", csv, error) &&
@@ -193,16 +231,18 @@ bool CompareDemo(const std::string& dir, std::string* error) {
     *error = "self-test: " + host::RuntimeError(s);
     return false;
   }
-  // The golden cases' tolerance bounds the comparison with the host.
-  fb::ModelT m;
-  if (!host::UnpackModel(host::ModelBytes(file), &m, error)) return false;
-  float tol = 0.0f;
-  for (const auto& g : m.golden) tol = std::max(tol, g->tolerance);
-
   uint32_t inputs = 0, per_row = 0, tasks = 0;
   mtan_input_count(rt.get(), &inputs);
   mtan_output_size(rt.get(), MTAN_ALL_TASKS, &per_row);
   mtan_task_count(rt.get(), &tasks);
+  // The golden cases' tolerance of each output bounds its comparison with
+  // the host (the largest over the cases).
+  fb::ModelT m;
+  if (!host::UnpackModel(host::ModelBytes(file), &m, error)) return false;
+  std::vector<float> tol(per_row, 0.0f);
+  for (const auto& g : m.golden)
+    for (uint32_t k = 0; k < per_row; ++k)
+      tol[k] = std::max(tol[k], g->tolerances.empty() ? g->tolerance : g->tolerances.at(k));
   std::vector<float> rows, want, got;
   if (!ReadRows(dir + "/rows.txt", inputs, &rows, error) ||
       !ReadRows(dir + "/host_outputs.txt", per_row, &want, error))
@@ -221,16 +261,18 @@ bool CompareDemo(const std::string& dir, std::string* error) {
     const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
     max_diff = std::max(max_diff, d);
     exact += d == 0.0;
-    if (d > tol) {
+    if (d > tol[i % per_row]) {
       std::ostringstream o;
       o << "row " << i / per_row << ", output " << i % per_row << ": " << got[i] << " here, "
-        << want[i] << " on the host (tolerance " << tol << ")";
+        << want[i] << " on the host (tolerance " << tol[i % per_row] << ")";
       *error = o.str();
       return false;
     }
   }
-  std::printf("compare: %u rows x %u outputs: max |diff| %.3g (golden tolerance %.3g), %d of %zu "
-              "identical\n", n, per_row, max_diff, static_cast<double>(tol), exact, got.size());
+  std::printf("compare: %u rows x %u outputs: max |diff| %.3g (golden tolerances %.3g..%.3g), %d "
+              "of %zu identical\n", n, per_row, max_diff,
+              static_cast<double>(*std::min_element(tol.begin(), tol.end())),
+              static_cast<double>(*std::max_element(tol.begin(), tol.end())), exact, got.size());
   for (uint32_t t = 0; t < tasks; ++t) {
     mtan_task_info info{};
     mtan_task_info_get(rt.get(), t, &info);

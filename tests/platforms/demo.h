@@ -17,12 +17,16 @@ namespace mtan::platform {
 //   candidates.csv     the same rows as candidate products for the kiosk
 //   expected_top5.txt  the kiosk's expected top 5 by purchase
 //   corrupted.mtan     demo.mtan with one weight byte flipped
+//   renamed-task.mtan, renamed-input.mtan, duplicate-input.mtan,
+//   negated-head.mtan, huge-arena.mtan   updates the kiosk must refuse
+//                      (platforms/examples/kiosk/check_update.cmake)
+//   candidates-long-line.csv  a candidate line over the kiosk's 16 KB buffer
 //   labelled.csv, spec.json   the rows with labels, for mtan-eval
 bool MakeDemo(const std::string& dir, std::string* error);
 
 // Loads dir/demo.mtan here, runs its self-test, runs rows.txt and compares
-// with host_outputs.txt: every value within the largest golden-case
-// tolerance, the same top-1 class per multiclass row, the same decision per
+// with host_outputs.txt: every value within its golden-case tolerance
+// (the largest over the cases), the same top-1 class per multiclass row, the same decision per
 // binary row and the same ranking of rows per binary or regression task.
 // Prints a summary to stdout; false with the first difference in *error.
 bool CompareDemo(const std::string& dir, std::string* error);

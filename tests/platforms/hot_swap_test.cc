@@ -3,6 +3,7 @@
 // arena and self-tested while the current one keeps serving; only then is it
 // swapped in. A corrupted or wrong new model is rejected and the current one
 // serves on, with the same outputs as before.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -58,15 +59,19 @@ struct Slot {
   }
 };
 
-// An int8 model with one golden case at the converter's tolerance.
-fb::ModelT GoldenModel(uint32_t seed) {
-  fb::ModelT q = test::Int8Model(seed);
+// An int8 model with one golden case at the converter's tolerances.
+// `spend_offset` moves the spend head's bias (log1p space): 5 gives spends
+// near e^5 = 150, in currency units like a shop's.
+fb::ModelT GoldenModel(uint32_t seed, float spend_offset = 0.0f) {
+  host::MtanWeights w = test::RandomMtan(seed);
+  w.tasks[2].head.b[0] += spend_offset;
+  fb::ModelT q = test::Int8Model(w, seed);
   const auto rows = test::RandomRows(seed + 100, kRows);
   test::Loaded ref(host::FinishModel(q, 16), kRows, MTAN_BACKEND_REFERENCE);
   REQUIRE_MESSAGE(ref.status == MTAN_OK, std::string(mtan_last_error()));
   const auto y = ref.Run(rows, kRows, MTAN_ALL_TASKS);
   std::string error;
-  REQUIRE_MESSAGE(host::AddGoldenCase(q, rows, kRows, host::GoldenTolerance(q, y.data(), kRows),
+  REQUIRE_MESSAGE(host::AddGoldenCase(q, rows, kRows, y, host::GoldenTolerances(q, y.data(), kRows),
                                       &error), error);
   return q;
 }
@@ -74,6 +79,38 @@ fb::ModelT GoldenModel(uint32_t seed) {
 }  // namespace
 
 TEST_SUITE("hot_swap") {
+  // Issue 12, finding 5: one tolerance per case, set by the spend output in
+  // currency units (4.6-8.8 on the demo), let a model whose purchase head was
+  // negated pass the self-test, and the kiosk swapped to it. Per output, a
+  // probability is held to probability units.
+  TEST_CASE("a negated or swapped head fails the self-test (one tolerance for all let it pass)") {
+    REQUIRE(mtan_init() == MTAN_OK);
+    const fb::ModelT good = GoldenModel(61, 5.0f);
+    float largest = 0.0f;
+    for (float t : good.golden[0]->tolerances) largest = std::max(largest, t);
+    MESSAGE("golden tolerances: click " << good.golden[0]->tolerances[0] << ", spend "
+            << good.golden[0]->tolerances[5] << " (the largest, for format-1.0 runtimes: "
+            << good.golden[0]->tolerance << ")");
+    CHECK(largest == good.golden[0]->tolerance);
+    for (int variant = 0; variant < 2; ++variant) {
+      CAPTURE(variant);
+      fb::ModelT q = GoldenModel(61, 5.0f);
+      if (variant == 0) test::NegateHead(q, "click");
+      else test::SwapClasses(q, "category", 0, 3);
+      Slot next;
+      CHECK(next.Load(host::FinishModel(q, 16)) == MTAN_ERROR_SELF_TEST);
+      MESSAGE("rejected: " << std::string(mtan_last_error()));
+      CHECK(next.model == nullptr);
+      // The same file with format 1.0's single tolerance: it passes.
+      q.golden[0]->tolerances.clear();
+      CHECK(next.Load(host::FinishModel(q, 16)) == MTAN_OK);
+      next.Unload();
+    }
+    fb::ModelT q = GoldenModel(61, 5.0f);
+    Slot ok;
+    CHECK(ok.Load(host::FinishModel(q, 16)) == MTAN_OK);
+  }
+
   TEST_CASE("a good new model is swapped in; the old one served until then") {
     REQUIRE(mtan_init() == MTAN_OK);
     fb::ModelT a = GoldenModel(31), b = GoldenModel(32);

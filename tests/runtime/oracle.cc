@@ -1,5 +1,7 @@
 #include "oracle.h"
 
+#include "mtan/mtan.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -44,12 +46,15 @@ int Distance(const Accept& a, int8_t q) {
   return 0;
 }
 
+// Float models clamp standardised features at +-MTAN_STANDARDIZED_LIMIT (mtan.h).
 std::vector<double> StandardizeF32(const float* x, uint32_t rows, uint32_t n, const float* mean,
                                    const float* stddev) {
   std::vector<double> y(static_cast<size_t>(rows) * n);
   for (size_t r = 0; r < rows; ++r)
     for (size_t i = 0; i < n; ++i)
-      y[r * n + i] = (static_cast<double>(x[r * n + i]) - mean[i]) / stddev[i];
+      y[r * n + i] = std::clamp((static_cast<double>(x[r * n + i]) - mean[i]) / stddev[i],
+                                -static_cast<double>(MTAN_STANDARDIZED_LIMIT),
+                                static_cast<double>(MTAN_STANDARDIZED_LIMIT));
   return y;
 }
 

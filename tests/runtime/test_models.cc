@@ -1,6 +1,9 @@
 #include "test_models.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
 
 #include "calibrate.h"
 #include "doctest/doctest.h"
@@ -53,13 +56,54 @@ std::vector<float> RandomRows(uint32_t seed, int rows, int features) {
 
 fb::ModelT FloatModel(uint32_t seed) { return host::BuildFloatModel(RandomMtan(seed)); }
 
-fb::ModelT Int8Model(uint32_t seed) {
-  fb::ModelT f = FloatModel(seed);
+fb::ModelT Int8Model(uint32_t seed) { return Int8Model(RandomMtan(seed), seed); }
+
+fb::ModelT Int8Model(const host::MtanWeights& w, uint32_t seed) {
+  fb::ModelT f = host::BuildFloatModel(w);
   const int n = 512;
   std::vector<std::vector<float>> values;
   std::string error;
   REQUIRE_MESSAGE(host::CollectActivations(f, RandomRows(seed + 1, n), n, &values, &error), error);
   return host::QuantizeModel(f, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax));
+}
+
+namespace {
+// These edits also run outside doctest (platforms_tests demo), so they throw.
+void Expect(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+fb::TensorT& Named(fb::ModelT& m, const std::string& name) {
+  for (auto& t : m.tensors)
+    if (t->name == name) return *t;
+  throw std::invalid_argument("no tensor " + name);
+}
+}  // namespace
+
+void NegateHead(fb::ModelT& q, const std::string& task) {
+  fb::TensorT& w = Named(q, task + ".head.weight");
+  fb::TensorT& b = Named(q, task + ".head.bias");
+  Expect(w.dtype == fb::DType::INT8 && b.dtype == fb::DType::INT32, task + ": not an int8 head");
+  for (uint8_t& v : q.buffers[w.buffer]->data) v = static_cast<uint8_t>(-static_cast<int8_t>(v));
+  std::vector<uint8_t>& bias = q.buffers[b.buffer]->data;
+  for (size_t i = 0; i + 4 <= bias.size(); i += 4) {
+    int32_t v;
+    std::memcpy(&v, &bias[i], 4);
+    v = -v;
+    std::memcpy(&bias[i], &v, 4);
+  }
+}
+
+void SwapClasses(fb::ModelT& q, const std::string& task, int a, int b) {
+  fb::TensorT& w = Named(q, task + ".head.weight");
+  fb::TensorT& bias = Named(q, task + ".head.bias");
+  Expect(w.dtype == fb::DType::INT8, task + ": not an int8 head");
+  const size_t in = static_cast<size_t>(w.shape.at(1));
+  std::vector<uint8_t>& wv = q.buffers[w.buffer]->data;
+  std::swap_ranges(wv.begin() + a * in, wv.begin() + (a + 1) * in, wv.begin() + b * in);
+  std::vector<uint8_t>& bv = q.buffers[bias.buffer]->data;
+  std::swap_ranges(bv.begin() + 4 * a, bv.begin() + 4 * a + 4, bv.begin() + 4 * b);
+  std::swap(w.quantization->scale.at(a), w.quantization->scale.at(b));
 }
 
 Loaded::Loaded(const std::vector<uint8_t>& file, uint32_t max_batch, mtan_backend backend) {

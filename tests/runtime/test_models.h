@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model_io.h"
 #include "mtan/mtan.h"
 #include "quantize.h"
+#include "tiny_models.h"  // tiny::SharedWeightModel
 
 namespace mtan::test {
 
@@ -22,6 +24,12 @@ std::vector<float> RandomRows(uint32_t seed, int rows, int features = 10);
 fb::ModelT FloatModel(uint32_t seed);
 // Quantized with min/max ranges collected through the runtime's float path.
 fb::ModelT Int8Model(uint32_t seed);
+fb::ModelT Int8Model(const host::MtanWeights& w, uint32_t seed);
+
+// Edits of an int8 model's head that a self-test must catch: task's logits
+// negated (a binary p becomes about 1 - p), or two classes' rows swapped.
+void NegateHead(fb::ModelT& q, const std::string& task);
+void SwapClasses(fb::ModelT& q, const std::string& task, int a, int b);
 
 // A loaded model whose Run REQUIREs success.
 struct Loaded {

@@ -3,14 +3,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string_view>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
+
+#include "file_io.h"
+#include "mtan/mtan.h"
 
 namespace mtan::host {
 namespace {
@@ -127,6 +127,36 @@ class LineReader {
 
 bool IsBlank(std::string_view line) { return Trim(line).empty(); }
 
+// What is wrong with a feature, task or class name, or "" (the runtime's
+// verifier applies the same rule: mtan.h, MTAN_MAX_NAME_BYTES). A NUL made
+// "spend\0v1" and "spend\0v2" one task for every C caller.
+std::string NameProblem(std::string_view name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > MTAN_MAX_NAME_BYTES)
+    return "is longer than " + std::to_string(MTAN_MAX_NAME_BYTES) + " bytes";
+  for (char ch : name) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return "holds a NUL or control character";
+  }
+  return "";
+}
+
+// A printable form of a name for messages (control characters as \xNN).
+std::string Printable(std::string_view name) {
+  std::string out;
+  for (char ch : name) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* TaskTypeName(TaskType type) {
@@ -138,16 +168,9 @@ const char* TaskTypeName(TaskType type) {
   return "?";
 }
 
-bool ReadTextFile(const std::string& path, std::string* text, std::string* error) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return Fail(error, path + ": is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(error, path + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Fail(error, path + ": read error");
-  *text = ss.str();
-  return true;
+bool ReadTextFile(const std::string& path, std::string* text, std::string* error,
+                  uint64_t max_bytes) {
+  return ReadFileCapped(path, max_bytes, /*text=*/true, text, error);
 }
 
 double ToModelSpace(const TaskSpec& task, double raw) {
@@ -188,10 +211,11 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
     std::set<std::string> seen;
     for (size_t i = 0; i < f.size(); ++i) {
       const std::string where = "features[" + std::to_string(i) + "]";
-      if (!f[i].is_string() || f[i].get<std::string>().empty()) {
-        return bad(where, "expected a non-empty column name");
-      }
+      if (!f[i].is_string()) return bad(where, "expected a column name");
       const std::string name = f[i].get<std::string>();
+      if (const std::string p = NameProblem(name); !p.empty()) {
+        return bad(where, "column name " + Quote(Printable(name)) + " " + p);
+      }
       if (!seen.insert(name).second) return bad(where, "feature " + Quote(name) + " listed twice");
       out.features.push_back(name);
     }
@@ -215,6 +239,9 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
       return bad(where + ".name", "expected a non-empty string");
     }
     task.name = t["name"].get<std::string>();
+    if (const std::string p = NameProblem(task.name); !p.empty()) {
+      return bad(where + ".name", "task name " + Quote(Printable(task.name)) + " " + p);
+    }
     where += " (" + Quote(task.name) + ")";
     if (!names.insert(task.name).second) return bad(where, "task name used twice");
     if (!t.contains("kind") || !t["kind"].is_string()) {
@@ -251,6 +278,10 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
       for (size_t k = 0; k < cn.size(); ++k) {
         if (!cn[k].is_string() || cn[k].get<std::string>().empty()) {
           return bad(where + ".class_names[" + std::to_string(k) + "]", "expected a non-empty string");
+        }
+        if (const std::string p = NameProblem(cn[k].get<std::string>()); !p.empty()) {
+          return bad(where + ".class_names[" + std::to_string(k) + "]",
+                     "class name " + Quote(Printable(cn[k].get<std::string>())) + " " + p);
         }
         if (!seen.insert(cn[k].get<std::string>()).second) {
           return bad(where + ".class_names[" + std::to_string(k) + "]", "class name used twice");
@@ -304,7 +335,7 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
 
 bool LoadSpec(const std::string& path, Spec* spec, std::string* error) {
   std::string text;
-  if (!ReadTextFile(path, &text, error)) return false;
+  if (!ReadTextFile(path, &text, error, kMaxSpecBytes)) return false;
   return ParseSpec(text, path, spec, error);
 }
 
@@ -334,6 +365,9 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
   for (size_t c = 0; c < fields.size(); ++c) {
     std::string name(Trim(fields[c]));
     if (name.empty()) return Fail(error, at(header_line, c + 1) + "empty column name");
+    if (const std::string p = NameProblem(name); !p.empty()) {
+      return Fail(error, at(header_line, c + 1) + "column name " + Quote(Printable(name)) + " " + p);
+    }
     if (!column_of.emplace(name, c).second) {
       return Fail(error, at(header_line, c + 1) + "column " + Quote(name) + " appears twice");
     }
@@ -450,6 +484,10 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
         return label_error("is not a finite number");
       } else if (task.type == TaskType::kBinary) {
         if (v != 0.0 && v != 1.0) return label_error("is not 0 or 1");
+      } else if (!std::isfinite(static_cast<float>(v))) {
+        // 1e39 is a finite double but an infinite float32 (the runtime's
+        // outputs): training on it made every weight NaN.
+        return label_error("is not a finite float32");
       } else if (task.log1p) {
         if (v <= -1.0) return label_error("is <= -1, outside log1p's domain");
         v = std::log1p(v);

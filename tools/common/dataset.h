@@ -13,6 +13,9 @@
 //      {"name": "spend", "kind": "regression", "label": "spend",
 //       "transform": "log1p"}]}                // optional, regression only
 //
+// Names (features, CSV columns, tasks, classes): 1..MTAN_MAX_NAME_BYTES
+// bytes, no NUL or control character, no duplicates, as the runtime requires.
+//
 // CSV: comma separated, first row is the header; a UTF-8 byte order mark and
 // CRLF line ends are accepted; fields may be double-quoted ("" escapes a
 // quote) but may not span lines; blank lines are skipped. Feature cells must
@@ -73,8 +76,15 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
               Dataset* data, std::string* error);
 bool LoadCsv(const std::string& path, const Spec& spec, Dataset* data, std::string* error);
 
-// Reads a whole file; false with a message naming the path.
-bool ReadTextFile(const std::string& path, std::string* text, std::string* error);
+// Largest CSV (4 GiB) and spec (16 MiB) the tools read: a bigger file, or a
+// stream such as /dev/zero, fails with a message instead of filling memory.
+constexpr uint64_t kMaxCsvBytes = uint64_t{4} << 30;
+constexpr uint64_t kMaxSpecBytes = uint64_t{16} << 20;
+
+// Reads a whole text file (no NUL byte, at most max_bytes; FIFOs do not
+// block: see file_io.h); false with a message naming the path.
+bool ReadTextFile(const std::string& path, std::string* text, std::string* error,
+                  uint64_t max_bytes = kMaxCsvBytes);
 
 // The model-space value of a raw regression label, and back (log1p / expm1
 // or identity). Used by evaluators that get currency units from the runtime.

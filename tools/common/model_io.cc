@@ -288,57 +288,6 @@ ModelBytes::ModelBytes(const std::vector<uint8_t>& bytes) : size_(bytes.size()) 
   data_.reset(static_cast<uint8_t*>(p));
 }
 
-bool ReadFile(const std::string& path, std::vector<uint8_t>* bytes, std::string* error) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    *error = path + ": " + std::strerror(errno);
-    return false;
-  }
-  bytes->clear();
-  uint8_t chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) {
-    if (bytes->size() + n > MTAN_MAX_FILE_BYTES + 16ull) {
-      std::fclose(f);
-      *error = path + ": larger than the " + std::to_string(MTAN_MAX_FILE_BYTES) + "-byte limit";
-      return false;
-    }
-    bytes->insert(bytes->end(), chunk, chunk + n);
-  }
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    *error = path + ": read failed: " + std::strerror(err == 0 ? EIO : err);
-    return false;
-  }
-  return true;
-}
-
-bool WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& bytes, std::string* error) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    *error = tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  // (fwrite of an empty vector would pass NULL: undefined behaviour.)
-  const bool ok = (bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size()) &&
-                  std::fflush(f) == 0;
-  const int err = errno;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    *error = tmp + ": write failed: " + std::strerror(err == 0 ? EIO : err);
-    return false;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    *error = path + ": " + std::strerror(errno);
-    std::remove(tmp.c_str());
-    return false;
-  }
-  return true;
-}
-
 std::string RuntimeError(mtan_status status) {
   return std::string(mtan_status_string(status)) + ": " + mtan_last_error();
 }
@@ -354,7 +303,15 @@ mtan_status RuntimeModel::Load(const std::vector<uint8_t>& file, uint32_t max_ba
   size_t need = 0;
   if (s == MTAN_OK) s = mtan_arena_size(bytes_.data(), bytes_.size(), &opt, &need);
   if (s == MTAN_OK) {
-    storage_.assign(need + 64, 0);
+    try {
+      storage_.assign(need + 64, 0);
+    } catch (const std::bad_alloc&) {
+      // (mtan-eval used to say only "std::bad_alloc" for a 17 GB arena.)
+      if (error != nullptr)
+        *error = "MTAN_ERROR_ARENA_TOO_SMALL: this host cannot allocate the " +
+                 std::to_string(need) + "-byte arena the model needs";
+      return MTAN_ERROR_ARENA_TOO_SMALL;
+    }
     uint8_t* arena = reinterpret_cast<uint8_t*>(
         (reinterpret_cast<uintptr_t>(storage_.data()) + 63) & ~uintptr_t{63});
     s = mtan_load(bytes_.data(), bytes_.size(), &opt, arena, need, &model_);
@@ -404,13 +361,55 @@ int TaskOutputSize(const fb::ModelT& model, const fb::TaskT& task) {
   return model.tensors.at(task.output)->shape.at(0);
 }
 
-bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n, float tolerance,
+namespace {
+bool GoldenRowsMatch(const fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
+                     std::string* error) {
+  if (rows.size() == static_cast<size_t>(n) * model.inputs.size()) return true;
+  *error = "golden case: " + std::to_string(rows.size()) + " values are not " + std::to_string(n) +
+           " rows of " + std::to_string(model.inputs.size()) + " inputs";
+  return false;
+}
+}  // namespace
+
+size_t OutputsPerRow(const fb::ModelT& model) {
+  size_t n = 0;
+  for (const auto& task : model.tasks) n += static_cast<size_t>(TaskOutputSize(model, *task));
+  return n;
+}
+
+bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
+                   const std::vector<float>& outputs, const std::vector<float>& tolerances,
                    std::string* error) {
-  if (rows.size() != static_cast<size_t>(n) * model.inputs.size()) {
-    *error = "golden case: " + std::to_string(rows.size()) + " values are not " +
-             std::to_string(n) + " rows of " + std::to_string(model.inputs.size()) + " inputs";
+  const size_t per_row = OutputsPerRow(model);
+  if (!GoldenRowsMatch(model, rows, n, error)) return false;
+  if (outputs.size() != static_cast<size_t>(n) * per_row || tolerances.size() != per_row) {
+    *error = "golden case: " + std::to_string(outputs.size()) + " outputs and " +
+             std::to_string(tolerances.size()) + " tolerances for " + std::to_string(n) +
+             " rows of " + std::to_string(per_row) + " outputs";
     return false;
   }
+  float largest = 0.0f;
+  for (size_t k = 0; k < per_row; ++k) {
+    if (!std::isfinite(tolerances[k]) || tolerances[k] < 0.0f) {
+      *error = "golden case: tolerance of output " + std::to_string(k) + " is " +
+               std::to_string(tolerances[k]);
+      return false;
+    }
+    largest = std::max(largest, tolerances[k]);
+  }
+  auto g = std::make_unique<fb::GoldenCaseT>();
+  g->rows = n;
+  g->input = rows;
+  g->output = outputs;
+  g->tolerance = largest;
+  g->tolerances = tolerances;
+  model.golden.push_back(std::move(g));
+  return true;
+}
+
+bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n, float tolerance,
+                   std::string* error) {
+  if (!GoldenRowsMatch(model, rows, n, error)) return false;
   RuntimeModel rt;
   std::vector<float> out;
   // The reference kernels are the oracle for the expected outputs.
@@ -418,13 +417,8 @@ bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n
               error) != MTAN_OK ||
       rt.Run(rows.data(), n, MTAN_ALL_TASKS, &out, error) != MTAN_OK)
     return false;
-  auto g = std::make_unique<fb::GoldenCaseT>();
-  g->rows = n;
-  g->input = rows;
-  g->output = std::move(out);
-  g->tolerance = tolerance;
-  model.golden.push_back(std::move(g));
-  return true;
+  return AddGoldenCase(model, rows, n, out, std::vector<float>(OutputsPerRow(model), tolerance),
+                       error);
 }
 
 }  // namespace mtan::host

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "file_io.h"  // ReadFile, WriteFileAtomic
 #include "mtan/mtan.h"
 #include "mtan_generated.h"
 
@@ -113,20 +114,29 @@ class RuntimeModel {
 // "MTAN_ERROR_X: message" for the runtime's last failure.
 std::string RuntimeError(mtan_status status);
 
-// Reads a file; false with a message (naming the path) on failure.
-bool ReadFile(const std::string& path, std::vector<uint8_t>* bytes, std::string* error);
-// Writes to path.tmp then renames, so no half-written file is ever left.
-bool WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& bytes,
-                     std::string* error);
 
 // Verifies with the runtime's verifier, then unpacks into the object API.
 // On failure returns false and puts the runtime's status and message in *error.
 bool UnpackModel(const ModelBytes& bytes, fb::ModelT* model, std::string* error);
 
-// Runs `rows` (n x inputs) through the runtime's float or int8 path on all
-// tasks and stores them with their outputs as a golden case.
+// Stores `rows` (n x inputs) and `outputs` (n rows of mtan_run's all-task
+// outputs, as the caller computed them, e.g. with the reference kernels) as a
+// golden case. `tolerances` has one entry per output of a row (the sum of
+// every task's output size), each in that output's units: mtan_self_test
+// compares output k of every row within tolerances[k]. The case's scalar
+// `tolerance` (read by format-1.0 runtimes) gets the largest. False with a
+// message on mismatched sizes or a negative or non-finite tolerance.
+bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
+                   const std::vector<float>& outputs, const std::vector<float>& tolerances,
+                   std::string* error);
+// The same with the outputs computed here by the reference kernels and one
+// tolerance for every output (float models: rounding noise only).
 bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
                    float tolerance, std::string* error);
+
+// Floats per row of an all-task run of `model`: the sum of every task's
+// output size.
+size_t OutputsPerRow(const fb::ModelT& model);
 
 // Output size (floats per row) of a task tensor in an object-API model.
 int TaskOutputSize(const fb::ModelT& model, const fb::TaskT& task);

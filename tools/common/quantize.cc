@@ -395,13 +395,12 @@ float TaskLogitScale(const fb::ModelT& model, const fb::TaskT& task) {
   return q && !q->scale.empty() ? q->scale[0] : 0.0f;
 }
 
-float GoldenTolerance(const fb::ModelT& model, const float* outputs, uint32_t rows) {
+std::vector<float> GoldenTolerances(const fb::ModelT& model, const float* outputs, uint32_t rows) {
   // Float noise: XNNPACK's vectorised exp/sigmoid against libm, relative to
   // the output's magnitude.
   constexpr double kFloatNoise = 1e-5;
-  size_t per_row = 0;
-  for (const auto& task : model.tasks) per_row += TaskOutputSize(model, *task);
-  double tol = 0.0;
+  const size_t per_row = OutputsPerRow(model);
+  std::vector<double> tol(per_row, 0.0);
   size_t offset = 0;
   for (const auto& task : model.tasks) {
     const int size = TaskOutputSize(model, *task);
@@ -424,12 +423,12 @@ float GoldenTolerance(const fb::ModelT& model, const float* outputs, uint32_t ro
         } else {
           d = s;
         }
-        tol = std::max(tol, d + kFloatNoise * std::max(1.0, std::fabs(y)));
+        tol[offset + k] = std::max(tol[offset + k], d + kFloatNoise * std::max(1.0, std::fabs(y)));
       }
     }
     offset += size;
   }
-  return static_cast<float>(tol);
+  return std::vector<float>(tol.begin(), tol.end());
 }
 
 int StandardizedInputTensor(const fb::ModelT& model) {

@@ -85,12 +85,14 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
 // 0 for a task computed in float all the way.
 float TaskLogitScale(const fb::ModelT& model, const fb::TaskT& task);
 
-// Golden-case tolerance for `rows` all-task output rows of `model` (as
-// mtan_run returns them): the largest change of any output that one LSB of
-// its logits' quantization can cause (sigmoid, softmax, expm1 or identity
-// applied after the DEQUANTIZE), plus float noise. XNNPACK, the reference
-// kernels and other CPUs may round a requantization the other way; more than
-// that is a real regression.
-float GoldenTolerance(const fb::ModelT& model, const float* outputs, uint32_t rows);
+// Golden-case tolerances for `rows` all-task output rows of `model` (as
+// mtan_run returns them), one per output of a row, each in its output's
+// units: the largest change of that output over the rows that one LSB of its
+// logits' quantization can cause (sigmoid, softmax, expm1 or identity applied
+// after the DEQUANTIZE), plus float noise. XNNPACK, the reference kernels and
+// other CPUs may round a requantization the other way; more than that is a
+// real regression. Per output, so that a spend in currency units does not
+// widen a probability's tolerance (host::AddGoldenCase stores them).
+std::vector<float> GoldenTolerances(const fb::ModelT& model, const float* outputs, uint32_t rows);
 
 }  // namespace mtan::host

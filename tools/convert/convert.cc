@@ -108,10 +108,10 @@ bool AddGoldenCases(fb::ModelT& q, const host::Dataset& data, const Options& o, 
     std::vector<float> x;
     for (uint32_t r : rows) x.insert(x.end(), data.x.begin() + r * f, data.x.begin() + (r + 1) * f);
     std::vector<float> y;
-    if (ref.Run(x.data(), static_cast<uint32_t>(rows.size()), MTAN_ALL_TASKS, &y, error) != MTAN_OK)
-      return false;
-    const float tol = host::GoldenTolerance(q, y.data(), static_cast<uint32_t>(rows.size()));
-    if (!host::AddGoldenCase(q, x, static_cast<uint32_t>(rows.size()), tol, error)) return false;
+    const uint32_t n = static_cast<uint32_t>(rows.size());
+    if (ref.Run(x.data(), n, MTAN_ALL_TASKS, &y, error) != MTAN_OK) return false;
+    const std::vector<float> tol = host::GoldenTolerances(q, y.data(), n);
+    if (!host::AddGoldenCase(q, x, n, y, tol, error)) return false;
     report->golden_tolerances.push_back(tol);
   }
   report->golden_cases = static_cast<int>(q.golden.size());
@@ -316,6 +316,18 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   std::vector<host::TaskEvaluation> float_eval;
   if (!host::EvaluateModel(float_rt, spec, data, model_task, -1, &float_eval, error)) return false;
   float_rt.Unload();
+  // The int8 model is chosen and checked by these metrics: rows that cannot
+  // measure one (a single row, or one class only) would pick blindly.
+  for (const auto& t : float_eval) {
+    const std::string metric = host::PrimaryMetricName(t.type);
+    if (!std::isfinite(host::MetricValue(t, metric))) {
+      *error = fmt::format("{}: {} calibration rows ({} with a label for task '{}') cannot measure "
+                           "its {}, so int8 could not be compared with float; use more rows "
+                           "(both classes of a binary task, at least two rows)",
+                           o.calib_path, n, t.rows, t.name, metric);
+      return false;
+    }
+  }
 
   // Quantize with each candidate method and score it on the same rows.
   std::vector<CalibrationMethod> methods = {o.method};

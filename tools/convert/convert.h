@@ -82,7 +82,7 @@ struct Report {
   uint64_t float_file_bytes = 0, int8_file_bytes = 0, arena_bytes = 0;
   uint32_t max_batch = 0;
   int golden_cases = 0;
-  std::vector<float> golden_tolerances;
+  std::vector<std::vector<float>> golden_tolerances;  // per case, one per output
 };
 
 // The whole conversion. Writes nothing on failure (false, *error says why:

@@ -155,7 +155,8 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
   d["metrics"] = metrics;
   d["golden_case_count"] = m.golden.size();
   Json golden = Json::array();
-  for (const auto& g : m.golden) golden.push_back({{"rows", g->rows}, {"tolerance", g->tolerance}});
+  for (const auto& g : m.golden)
+    golden.push_back({{"rows", g->rows}, {"tolerance", g->tolerance}, {"tolerances", g->tolerances}});
   d["golden_cases"] = golden;
   return true;
 }
@@ -240,8 +241,14 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
   for (const Json& m : summary ? Json::array() : d["metrics"])
     out << fmt::format("  {:<40} {:.6g}\n", m["name"].get<std::string>(), m["value"].get<double>());
   out << "\ngolden cases: " << d["golden_case_count"].get<size_t>();
-  for (const Json& g : d["golden_cases"])
-    out << fmt::format(" [{} rows, tolerance {:.3g}]", g["rows"].get<uint32_t>(), g["tolerance"].get<double>());
+  for (const Json& g : d["golden_cases"]) {
+    const auto tols = g["tolerances"].get<std::vector<double>>();
+    if (tols.empty())
+      out << fmt::format(" [{} rows, tolerance {:.3g}]", g["rows"].get<uint32_t>(), g["tolerance"].get<double>());
+    else  // format 1.1: one per output
+      out << fmt::format(" [{} rows, tolerances {:.3g}..{:.3g}]", g["rows"].get<uint32_t>(),
+                         *std::min_element(tols.begin(), tols.end()), g["tolerance"].get<double>());
+  }
   out << "\n";
 }
 

@@ -11,11 +11,21 @@
  * The task is NAME, else "purchase", else the model's first binary task. The
  * top 5 by that task's probability are printed as "rank<TAB>product<TAB>score".
  *
- * --update shows a model hot-swap as a kiosk would do it after an
- * over-the-air download: the new file is loaded into the second arena and
- * self-tested while the current model keeps serving; only if both succeed
- * does the kiosk switch to it. Otherwise it reports why and keeps ranking with
- * the old model.
+ * --update shows a safe model hot-swap as a kiosk would do it after an
+ * over-the-air download. The new model is proven while the current one keeps
+ * serving (from another thread, in a real kiosk):
+ *   1. verified, sized and loaded into the second arena (a file that needs
+ *      more arena than this build has, or more than MTAN_MAX_ARENA_BYTES on
+ *      any target, is refused here);
+ *   2. self-tested: its golden cases reproduce, each output within its own
+ *      tolerance (a negated or swapped head fails);
+ *   3. its interface checked against what this app feeds it: the task the
+ *      kiosk ranks by exists under the same name, binary with one output
+ *      (a renamed task would silently rank by another one), and every input
+ *      the model reads is a column of the candidates file;
+ *   4. a trial run on the real candidates returns MTAN_OK and probabilities.
+ * Only then is the old model unloaded and the new one used. Otherwise the
+ * kiosk says why and ranks with the old model, which was never touched.
  *
  * All memory is static: the model file, two arenas, the candidate rows. The
  * sizes are compile-time constants (override with -DKIOSK_...). Plain C99. */
@@ -64,6 +74,8 @@ static float g_rows[KIOSK_MAX_CANDIDATES * KIOSK_MAX_FEATURES];
 static float g_scores[KIOSK_MAX_CANDIDATES];
 static char g_product[KIOSK_MAX_CANDIDATES][KIOSK_NAME_BYTES];
 static char g_line[KIOSK_LINE_BYTES];
+
+static char g_rank_task[MTAN_MAX_NAME_BYTES + 1]; /* the task the kiosk ranks by */
 
 static int fail(const char* what, mtan_status s) {
   fprintf(stderr, "kiosk: %s: %s: %s\n", what, mtan_status_string(s), mtan_last_error());
@@ -122,6 +134,20 @@ static int slot_load(kiosk_slot* slot, const char* path) {
   return 0;
 }
 
+/* Reads one line into g_line; 1 if read, 0 at the end, -1 (after printing
+ * why) if the line does not fit: a cut line must not become two rows. */
+static int read_line(FILE* f, const char* path, int line_no) {
+  size_t n;
+  if (fgets(g_line, sizeof g_line, f) == NULL) return 0;
+  n = strlen(g_line);
+  if (n == sizeof g_line - 1 && g_line[n - 1] != '\n' && !feof(f)) {
+    fprintf(stderr, "kiosk: %s:%d: line longer than %d bytes\n", path, line_no,
+            KIOSK_LINE_BYTES - 1);
+    return -1;
+  }
+  return 1;
+}
+
 /* Splits `line` in place at commas; returns the number of fields. */
 static int split_csv(char* line, char** fields, int max_fields) {
   int n = 0;
@@ -142,7 +168,7 @@ static int split_csv(char* line, char** fields, int max_fields) {
 static int read_candidates(const char* path, const mtan_model* model, uint32_t inputs) {
   char* fields[KIOSK_MAX_COLUMNS];
   int column_of[KIOSK_MAX_FEATURES];
-  int product_column = -1, columns, rows = 0, line_no = 1;
+  int product_column = -1, columns = 0, rows = 0, line_no = 1, got;
   uint32_t i;
   FILE* f = fopen(path, "r");
   if (f == NULL) {
@@ -155,10 +181,11 @@ static int read_candidates(const char* path, const mtan_model* model, uint32_t i
     fclose(f);
     return -1;
   }
-  if (fgets(g_line, sizeof g_line, f) == NULL ||
-      (columns = split_csv(g_line, fields, KIOSK_MAX_COLUMNS)) < 0) {
-    fprintf(stderr, "kiosk: %s: no header row, or more than %d columns\n", path,
-            KIOSK_MAX_COLUMNS);
+  got = read_line(f, path, line_no);
+  if (got <= 0 || (columns = split_csv(g_line, fields, KIOSK_MAX_COLUMNS)) < 0) {
+    if (got == 0 || columns < 0)
+      fprintf(stderr, "kiosk: %s: no header row, or more than %d columns\n", path,
+              KIOSK_MAX_COLUMNS);
     fclose(f);
     return -1;
   }
@@ -178,8 +205,12 @@ static int read_candidates(const char* path, const mtan_model* model, uint32_t i
   for (i = 0; (int)i < columns; ++i)
     if (strcmp(fields[i], "product") == 0) product_column = (int)i;
 
-  while (fgets(g_line, sizeof g_line, f) != NULL) {
+  while ((got = read_line(f, path, line_no + 1)) != 0) {
     ++line_no;
+    if (got < 0) {
+      fclose(f);
+      return -1;
+    }
     if (g_line[0] == '\n' || g_line[0] == '\r' || g_line[0] == '\0') continue;
     if (rows == KIOSK_MAX_CANDIDATES) {
       fprintf(stderr, "kiosk: %s: more than %d candidates\n", path, KIOSK_MAX_CANDIDATES);
@@ -256,6 +287,45 @@ static int score(mtan_model* model, int32_t task, uint32_t inputs, int candidate
   return 0;
 }
 
+/* Proves `next` against what this kiosk feeds it (steps 3 and 4 of
+ * --update): the ranking task g_rank_task under the same name and kind, every
+ * input a column of the candidates file, and a trial run over the real
+ * candidates with probabilities in [0, 1]. Returns 0 when proven. */
+static int prove(mtan_model* next, const char* candidates_path) {
+  int32_t task = 0;
+  uint32_t inputs = 0;
+  int candidates, i;
+  mtan_task_info info;
+  if (mtan_task_find(next, g_rank_task, &task) != MTAN_OK) {
+    fprintf(stderr, "kiosk: the new model has no task '%s', which this kiosk ranks by\n",
+            g_rank_task);
+    return 1;
+  }
+  if (mtan_task_info_get(next, (uint32_t)task, &info) != MTAN_OK ||
+      info.kind != MTAN_TASK_BINARY || info.output_size != 1) {
+    fprintf(stderr, "kiosk: the new model's task '%s' is not binary with one output\n",
+            g_rank_task);
+    return 1;
+  }
+  mtan_input_count(next, &inputs);
+  candidates = read_candidates(candidates_path, next, inputs);
+  if (candidates <= 0) {
+    fprintf(stderr, "kiosk: the new model cannot read this kiosk's candidates\n");
+    return 1;
+  }
+  if (score(next, task, inputs, candidates) != 0) return 1;
+  for (i = 0; i < candidates; ++i) {
+    if (!(g_scores[i] >= 0.0f && g_scores[i] <= 1.0f)) {
+      fprintf(stderr, "kiosk: the new model scores candidate %d at %g, not a probability\n",
+              i + 1, (double)g_scores[i]);
+      return 1;
+    }
+  }
+  fprintf(stderr, "kiosk: the new model reads the candidates' columns and ranks them by '%s'\n",
+          g_rank_task);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   kiosk_slot slots[2];
   kiosk_slot* current = &slots[0];
@@ -298,17 +368,24 @@ int main(int argc, char** argv) {
   s = mtan_init();
   if (s != MTAN_OK) return fail("init", s);
   if (slot_load(current, model_path) != 0) return 1;
+  if (pick_task(current->model, task_name, &task) != 0) return 1;
+  mtan_task_info_get(current->model, (uint32_t)task, &info);
+  strncpy(g_rank_task, info.name, sizeof g_rank_task - 1);
 
   if (update_path != NULL) {
     /* Hot-swap: the other slot takes the new model; `current` is untouched
-     * (and could go on serving from another thread) until the switch. */
+     * (and could go on serving from another thread) until the new one is
+     * proven. */
     kiosk_slot* next = current == &slots[0] ? &slots[1] : &slots[0];
-    if (slot_load(next, update_path) == 0) {
+    if (slot_load(next, update_path) == 0 && prove(next->model, candidates_path) == 0) {
       mtan_unload(current->model);
       current->model = NULL;
       current = next;
+      mtan_task_find(current->model, g_rank_task, &task);
       fprintf(stderr, "kiosk: switched to %s\n", update_path);
     } else {
+      mtan_unload(next->model); /* NULL (nothing loaded) is a no-op */
+      next->model = NULL;
       fprintf(stderr, "kiosk: update rejected; still serving %s\n", model_path);
     }
   }
@@ -320,7 +397,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "kiosk: %s: no candidates\n", candidates_path);
     return 1;
   }
-  if (pick_task(current->model, task_name, &task) != 0) return 1;
   if (score(current->model, task, inputs, candidates) != 0) return 1;
   mtan_task_info_get(current->model, (uint32_t)task, &info);
 

@@ -16,9 +16,23 @@
  *   mtan_status s = mtan_run(m, features, 1, click, p, 1, NULL);
  *   mtan_unload(m);                                       // then reuse the arena
  *
- * Threads: calls on different models may run concurrently. mtan_load and
- * mtan_unload take a process-wide lock. One model must not be run from two
- * threads at once (its activations live in its arena).
+ * Threads. Calls on different models may run concurrently from any threads.
+ * mtan_arena_size, mtan_load and mtan_unload take a process-wide mutex (a
+ * platform hook: runtime/src/platform.h, pthreads by default), so loads are
+ * serialised and a waiting thread sleeps. One model serves one thread at a
+ * time: its activations live in its arena. mtan_run and mtan_self_test on a
+ * model that another thread is running or self-testing return
+ * MTAN_ERROR_BUSY at once, having touched nothing; wait or use one model per
+ * thread. The queries (mtan_task_find, mtan_input_name, ...) only read and may
+ * run alongside. mtan_unload must not race with any other call on the same
+ * model. mtan_last_error is per thread.
+ *
+ * Stack. The verifier's and XNNPACK sizing's working memory is static (about
+ * 61 KB of .bss, used only under the load mutex), so no call needs a large
+ * stack: measured peaks on x86-64, XNNPACK's included, are about 2.7 KB for
+ * mtan_arena_size + mtan_load and 2.2 KB for mtan_run + mtan_self_test
+ * (tests/runtime/stack_test.cc paints a thread's stack to measure them, and
+ * fails above 16 KB). Give a thread that calls mtan 16 KB plus its own needs.
  */
 #ifndef MTAN_MTAN_H_
 #define MTAN_MTAN_H_
@@ -31,7 +45,8 @@ extern "C" {
 #endif
 
 #define MTAN_VERSION_MAJOR 1
-#define MTAN_VERSION_MINOR 0
+#define MTAN_VERSION_MINOR 1  /* 1.1: per-output golden tolerances, MTAN_ERROR_BUSY,
+                                 MTAN_ERROR_NAME, MTAN_MAX_ARENA_BYTES */
 
 /* Pass as `task` to run every task. */
 #define MTAN_ALL_TASKS (-1)
@@ -45,11 +60,26 @@ extern "C" {
 #define MTAN_MAX_TENSORS 4096
 #define MTAN_MAX_OPERATORS 4096
 #define MTAN_MAX_TASKS 64
-#define MTAN_MAX_INPUTS 65536
+#define MTAN_MAX_INPUTS 4096
 #define MTAN_MAX_DIM 1048576
 #define MTAN_MAX_RANK 4
 #define MTAN_MAX_BATCH 65536
 #define MTAN_MAX_GOLDEN_CASES 64
+/* Input, task and class names: 1..MTAN_MAX_NAME_BYTES bytes, no NUL or other
+ * control character, unique among inputs, among tasks and within a task's
+ * classes (otherwise MTAN_ERROR_NAME). */
+#define MTAN_MAX_NAME_BYTES 128
+/* The largest arena any model may need, on every target: sizes are computed
+ * in 64 bits and a model asking for more fails with MTAN_ERROR_LIMIT, so the
+ * answer fits a 32-bit size_t and a file that loads on x86-64 also sizes
+ * correctly on armv7. */
+#define MTAN_MAX_ARENA_BYTES (2u * 1024u * 1024u * 1024u)
+/* Float models clamp every standardised feature, (x - mean) / std, to
+ * +-MTAN_STANDARDIZED_LIMIT before the network sees it (int8 models saturate
+ * at their calibrated range), and the verifier refuses a float model whose
+ * weights could then overflow float32 anywhere: finite features always give
+ * finite outputs, the same on every backend. */
+#define MTAN_STANDARDIZED_LIMIT 1024
 
 typedef enum mtan_status {
   MTAN_OK = 0,
@@ -64,11 +94,13 @@ typedef enum mtan_status {
   MTAN_ERROR_INDEX = 9,             /* a tensor, buffer or operator index out of range */
   MTAN_ERROR_OPERATOR = 10,         /* wrong arity, dtype or activation for an operator */
   MTAN_ERROR_SHAPE = 11,            /* bad, overflowing or mismatched shape */
-  MTAN_ERROR_BUFFER = 12,           /* buffer missing, not the size of its tensor, or a
-                                       NaN / infinite float weight */
+  MTAN_ERROR_BUFFER = 12,           /* buffer missing, not the size of its tensor, a
+                                       NaN / infinite float weight, or float weights
+                                       large enough to overflow float32 */
   MTAN_ERROR_QUANTIZATION = 13,     /* scale not finite and positive, zero point out of
-                                       range, or an int8 layer whose |bias| + 256 * sum |w|
-                                       exceeds INT32_MAX (its accumulator could wrap) */
+                                       range, an int8 layer whose |bias| + 256 * sum |w|
+                                       exceeds INT32_MAX (its accumulator could wrap), or
+                                       a scale that could overflow float32 */
   MTAN_ERROR_GRAPH = 14,            /* cycle, out of order, or tensor defined twice */
   MTAN_ERROR_TASK = 15,             /* task without a valid output or plan */
   MTAN_ERROR_MEMORY_PLAN = 16,      /* live tensors share bytes, or plan out of bounds */
@@ -79,7 +111,10 @@ typedef enum mtan_status {
   MTAN_ERROR_UNSUPPORTED = 21,      /* valid file this build or backend cannot run */
   MTAN_ERROR_BACKEND = 22,          /* XNNPACK failed */
   MTAN_ERROR_SELF_TEST = 23,        /* a golden case did not reproduce */
-  MTAN_ERROR_NO_GOLDEN_CASES = 24   /* self-test asked of a model that has none */
+  MTAN_ERROR_NO_GOLDEN_CASES = 24,  /* self-test asked of a model that has none */
+  MTAN_ERROR_BUSY = 25,             /* another thread is running this model */
+  MTAN_ERROR_NAME = 26              /* an input, task or class name is empty, too long,
+                                       holds a control character, or is a duplicate */
 } mtan_status;
 
 typedef enum mtan_backend {
@@ -112,8 +147,9 @@ typedef struct mtan_model mtan_model;  /* lives inside the caller's arena */
 /* Readable name of a status, e.g. "MTAN_ERROR_CHECKSUM". Never NULL. */
 const char* mtan_status_string(mtan_status status);
 
-/* Message of the last failing call in this process, naming what was wrong
- * (which tensor, field and value). Valid until the next failing call. */
+/* Message of the last failing call made by this thread, naming what was
+ * wrong (which tensor, field and value). Valid until this thread's next
+ * failing call; other threads' failures do not touch it. */
 const char* mtan_last_error(void);
 
 /* Initializes XNNPACK once per process. Its one-time CPU detection is the
@@ -123,7 +159,9 @@ mtan_status mtan_init(void);
 mtan_options mtan_options_default(void);
 
 /* Verifies the model and writes the exact arena size mtan_load needs with
- * these options to *arena_bytes_out. Allocates nothing. */
+ * these options to *arena_bytes_out (at most MTAN_MAX_ARENA_BYTES: a model
+ * that needs more fails with MTAN_ERROR_LIMIT). Allocates nothing. Verifying
+ * costs about one pass over the file, however its tensors are shared. */
 mtan_status mtan_arena_size(const void* model_data, size_t model_bytes,
                             const mtan_options* options, size_t* arena_bytes_out);
 
@@ -137,7 +175,8 @@ mtan_status mtan_load(const void* model_data, size_t model_bytes,
                       mtan_model** model_out);
 
 /* Releases the model's backend operators. Afterwards the arena and model
- * bytes may be reused. NULL is a no-op. */
+ * bytes may be reused. NULL is a no-op. No other call on this model may be
+ * running. */
 void mtan_unload(mtan_model* model);
 
 /* Arena bytes the load actually used (equal to mtan_arena_size's answer). */
@@ -160,7 +199,10 @@ mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* fl
  * every task's outputs in task order. Runs only the operators the task needs.
  * `threadpool` is a pthreadpool_t or NULL for the calling thread alone.
  * Non-finite features fail with MTAN_ERROR_INPUT_NOT_FINITE; finite values
- * far outside the training range saturate at the int8 limits. */
+ * far outside the training range saturate (int8 models at their calibrated
+ * range, float models at MTAN_STANDARDIZED_LIMIT), so every output is
+ * finite; a regression output with an expm1 transform saturates at FLT_MAX.
+ * MTAN_ERROR_BUSY if another thread is running this model. */
 mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
                      float* output, size_t output_floats, void* threadpool);
 
@@ -182,8 +224,12 @@ typedef struct mtan_tensor_desc {
 mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out);
 mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tensor_desc* desc_out);
 
-/* Runs the golden cases stored in the model and compares within their
- * tolerance. Call after an over-the-air update, before swapping models in. */
+/* Runs the golden cases stored in the model and compares every output with
+ * its own tolerance (format 1.1; a 1.0 file has one tolerance per case).
+ * Call after an over-the-air update, before swapping models in; see
+ * platforms/examples/kiosk for a whole safe swap (interface check, self-test,
+ * trial run, and only then the old model's unload). MTAN_ERROR_BUSY if
+ * another thread is running this model. */
 mtan_status mtan_self_test(mtan_model* model);
 
 #ifdef __cplusplus
