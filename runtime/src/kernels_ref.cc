@@ -67,9 +67,11 @@ mtan_status QuantizeRows(const OpState& op, uint32_t batch, const float* rows,
   const uint32_t n = op.in_channels;
   const float* mul = op.scales;
   const float* add = op.scales + n;
+  // A float activation (op.in0) needs no check: Requantize clamps inf and NaN.
+  const float* src = op.in0 ? static_cast<const float*>(op.in0) : rows;
   for (uint32_t r = 0; r < batch; ++r) {
-    const float* x = rows + static_cast<size_t>(r) * n;
-    for (uint32_t i = 0; i < n; ++i) {
+    const float* x = src + static_cast<size_t>(r) * n;
+    for (uint32_t i = 0; i < n && !op.in0; ++i) {
       if (!isfinite(x[i])) {
         const auto* name = model->inputs()->Get(i)->name();
         return SetError(MTAN_ERROR_INPUT_NOT_FINITE, "row %u, feature %u '%s' is %g", r, i,

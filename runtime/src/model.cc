@@ -102,15 +102,20 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     switch (st.code) {
       case fb::OpCode::QUANTIZE: {
         float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * static_cast<uint64_t>(st.in_channels)));
+        // The model input comes from the caller's rows (in0 null); a float
+        // activation (a float layer inside an int8 graph) from the arena.
+        const bool from_rows = ins->Get(0) == m->input_tensor();
+        if (from_rows) st.in0 = nullptr;
         if (load) {
-          // v = (x - mean) / std / s, folded into one multiply-add. The
-          // zero point is added after rounding, as for every int8 output
-          // (folded in, an odd zero point would flip how ties round).
+          // v = (x - mean) / std / s, folded into one multiply-add (an
+          // activation has mean 0 and std 1). The zero point is added after
+          // rounding, as for every int8 output (folded in, an odd zero point
+          // would flip how ties round).
           const float inv_s = st.int8 ? 1.0f / st.scale_out : 1.0f;
           for (uint32_t i = 0; i < st.in_channels; ++i) {
-            const fb::Input* in = m->inputs()->Get(i);
-            p[i] = inv_s / in->std();
-            p[st.in_channels + i] = -in->mean() * p[i];
+            const fb::Input* in = from_rows ? m->inputs()->Get(i) : nullptr;
+            p[i] = inv_s / (in ? in->std() : 1.0f);
+            p[st.in_channels + i] = -(in ? in->mean() : 0.0f) * p[i];
           }
         }
         st.scales = p;

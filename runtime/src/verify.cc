@@ -416,8 +416,14 @@ struct Checker {
     auto same_shape = [&](uint32_t a, uint32_t b) { return Channels(a) == Channels(b); };
     switch (op->opcode()) {
       case fb::OpCode::QUANTIZE:
-        if (ins->size() != 1 || ins->Get(0) != m->input_tensor()) return Fail(o, "input must be the model input");
-        if (yd == fb::DType::INT32) return Fail(o, "output must be int8 or float32");
+        if (ins->size() != 1) return Fail(o, "needs one input");
+        if (ins->Get(0) != m->input_tensor()) {
+          // Back into int8 after a float layer.
+          if (!x_act || xd != fb::DType::FLOAT32 || yd != fb::DType::INT8)
+            return Fail(o, "input must be the model input, or a float32 activation with an int8 output");
+        } else if (yd == fb::DType::INT32) {
+          return Fail(o, "output must be int8 or float32");
+        }
         if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
         break;
       case fb::OpCode::FULLY_CONNECTED: {

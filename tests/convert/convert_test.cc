@@ -2,6 +2,7 @@
 // the golden cases and the self-test, the report, and every bad input.
 #include <cmath>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "convert.h"
@@ -63,6 +64,7 @@ TEST_CASE("convert: each calibration method gives a self-testing int8 model clos
     CAPTURE(host::CalibrationMethodName(m));
     convert::Options o = OptionsFor(fx, m);
     o.max_batch = 32;
+    o.float_fallback = false;  // every layer int8 (the fallback has its own test)
     convert::Report report;
     std::string error;
     REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
@@ -97,7 +99,14 @@ TEST_CASE("convert: each calibration method gives a self-testing int8 model clos
     CHECK(Property(q, "source_hash") == report.source_hash);
     CHECK(Property(q, "calibration") == report.method);
     CHECK(Property(q, "calibration_requested") == host::CalibrationMethodName(m));
-    CHECK(Property(q, "calibration_rows") == std::to_string(fx.n));
+    // Every 5th row is held out to check the goals on.
+    CHECK(report.check_rows == fx.n / 5);
+    CHECK(report.calibration_rows == fx.n - fx.n / 5);
+    CHECK(Property(q, "calibration_rows") == std::to_string(report.calibration_rows));
+    CHECK(Property(q, "check_rows") == std::to_string(report.check_rows));
+    CHECK(Property(q, "goals") == (report.goals_met ? "met" : "missed"));
+    CHECK(Property(q, "float_fallback") == "none");
+    CHECK(report.written);
     for (const char* name : {"click/auc", "click/logloss", "category/accuracy",
                              "category/macro_f1", "spend/rmse", "spend/nmse"}) {
       CHECK(std::isfinite(Metric(q, std::string("float/") + name)));
@@ -123,6 +132,7 @@ TEST_CASE("convert: each calibration method gives a self-testing int8 model clos
       // auto scores each method exactly as converting with that method alone
       // does (the loop ran minmax, percentile and mse first).
       REQUIRE(report.candidates.size() == 3);
+      CHECK(report.method == "per-tensor");
       for (const auto& c : report.candidates) {
         CAPTURE(c.method);
         REQUIRE(single_scores.count(c.method) == 1);
@@ -131,9 +141,14 @@ TEST_CASE("convert: each calibration method gives a self-testing int8 model clos
         CHECK(c.score >= 0);
       }
     } else {
-      CHECK(report.method == host::CalibrationMethodName(m));
       REQUIRE(report.candidates.size() == 1);
+      CHECK(report.method == host::CalibrationMethodName(m));
       single_scores[report.method] = report.candidates[0].score;
+    }
+    // Every int8 activation says which calibration set its range.
+    for (const auto& l : report.layers) {
+      CAPTURE(l.name);
+      if (l.dtype == "int8") CHECK_FALSE(l.range.empty());
     }
     // The JSON report has the documented sections.
     const auto j = nlohmann::json::parse(test::ReadText(o.report_path));
@@ -146,26 +161,39 @@ TEST_CASE("convert: each calibration method gives a self-testing int8 model clos
     CHECK(j["layers"][0].contains("relative_rmse"));
     CHECK(j["sizes"]["arena_bytes"] == report.arena_bytes);
     CHECK(j["sizes"]["int8_file_bytes"] == bytes.size());
-    CHECK(j["calibration"]["rows"] == fx.n);
+    CHECK(j["calibration"]["rows"] == report.calibration_rows);
+    CHECK(j["goals"]["check_rows"] == report.check_rows);
+    CHECK(j["goals"]["met"] == report.goals_met);
+    CHECK(j["tasks"]["click"].contains("loss_se"));
+    CHECK(j["tasks"]["click"].contains("expected_goal_fraction"));
+    CHECK(j["fit_tasks"]["click"]["rows"] == report.calibration_rows);
+    CHECK(j["calibration"]["input_ranges"].size() == 10);
   }
 }
 
-TEST_CASE("auto keeps the candidate with the best score") {
+TEST_CASE("auto: the per-tensor search ends no worse than the best single method") {
   test::Fixture fx(11);
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kAuto);
+  o.bias_correction = false;
+  o.float_fallback = false;
   convert::Report report;
   std::string error;
-  REQUIRE_MESSAGE(convert::Convert(OptionsFor(fx, host::CalibrationMethod::kAuto), &report, &error), error);
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
   REQUIRE(report.candidates.size() == 3);
   double best = 1e30;
-  std::string best_method;
-  for (const auto& c : report.candidates) {
-    if (c.score < best) {
-      best = c.score;
-      best_method = c.method;
-    }
-  }
-  CHECK(report.method == best_method);
+  for (const auto& c : report.candidates) best = std::min(best, c.expected);
+  double total = 0;
+  for (const auto& t : report.fit_tasks) total += t.expected;
+  // fit_tasks' expectations are on all fit rows, the search's on a subset
+  // that here is all of them.
+  CHECK(total <= best + 1e-9);
+  CHECK(report.method == "per-tensor");
   CHECK(report.requested == "auto");
+  // Ranges from more than one method: chosen per tensor.
+  std::set<std::string> used;
+  for (const auto& l : report.layers)
+    if (l.dtype == "int8" && l.range != "fixed" && l.range != "per feature") used.insert(l.range);
+  CHECK(used.size() >= 2);
 }
 
 TEST_CASE("a corrupted golden case makes the self-test fail; a tolerable change does not") {
@@ -271,6 +299,8 @@ TEST_CASE("the raw-input path: standardisation inside QUANTIZE survives mismatch
   test::WriteText(fx.calib_csv, fx.Csv(rows, fx.n));
   for (auto m : {host::CalibrationMethod::kPercentile, host::CalibrationMethod::kMse}) {
     convert::Options o = OptionsFor(fx, m);
+    o.float_fallback = false;   // the int8 input is the subject here,
+    o.allow_over_goal = true;   // not the goals
     convert::Report report;
     std::string error;
     REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
@@ -317,7 +347,7 @@ TEST_CASE("mtan-convert CLI: help, success, and a bad input's message and exit c
                            fx.spec_json + " --out " + fx.Path("cli.mtan");
   CHECK(test::RunCommand(tool + args + " --calibration minmax --report " + fx.Path("cli.json"), &out) == 0);
   CHECK(out.find("cosine") != std::string::npos);
-  CHECK(out.find("calibrating on 800 rows") != std::string::npos);  // progress on stderr
+  CHECK(out.find("calibrating on 640 rows") != std::string::npos);  // progress on stderr
   CHECK(test::FileExists(fx.Path("cli.mtan")));
   CHECK(test::FileExists(fx.Path("cli.json")));
   // Converting the int8 output again: refused, exit 1, nothing written.
@@ -367,4 +397,191 @@ TEST_CASE("mtan-convert CLI: help, success, and a bad input's message and exit c
   }
   CHECK(test::RunCommand(tool + args + " --calibration kl", &out) != 0);
   CHECK(out.find("kl") != std::string::npos);
+}
+
+TEST_CASE("goals: the policy's fractions, and the check rows' verdict with its standard error") {
+  convert::GoalPolicy g;
+  convert::TaskReport auc;
+  auc.primary = "auc";
+  auc.metrics = {{"auc", 0.80, 0.7995}};
+  CHECK(convert::GoalFraction(auc, g) == doctest::Approx(0.5));
+  g.auc_drop = 0.0002;
+  CHECK(convert::GoalFraction(auc, g) == doctest::Approx(2.5));
+  CHECK_FALSE(convert::GoalMet(auc, g));
+  auc.loss_se = 0.0003;  // 2.5 goals measured, but 2 SE = 3 goals of noise
+  CHECK(convert::GoalMet(auc, g));
+  auc.expected = 1.2;  // expected over the goal: missed whatever the noise
+  CHECK_FALSE(convert::GoalMet(auc, g));
+  convert::TaskReport acc;
+  acc.primary = "accuracy";
+  acc.metrics = {{"accuracy", 0.50, 0.499}};
+  CHECK(convert::GoalFraction(acc, convert::GoalPolicy{}) == doctest::Approx(0.5));
+  convert::TaskReport nmse;
+  nmse.primary = "nmse";
+  nmse.metrics = {{"nmse", 0.40, 0.412}};
+  CHECK(convert::GoalFraction(nmse, convert::GoalPolicy{}) == doctest::Approx(1.5));
+  convert::GoalPolicy loose;
+  loose.nmse_ratio = 1.06;
+  CHECK(convert::GoalFraction(nmse, loose) == doctest::Approx(0.5));
+  CHECK(convert::GoalLoss(host::TaskType::kRegression, loose) == doctest::Approx(0.06));
+  CHECK(convert::GoalLoss(host::TaskType::kBinary, loose) == doctest::Approx(0.001));
+}
+
+TEST_CASE("a missed goal: no model unless allowed, the report either way") {
+  test::Fixture fx;
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kMinMax);
+  // Goals no 8-bit model can meet, and no fallback to reach them.
+  o.goals.auc_drop = o.goals.accuracy_drop = 1e-9;
+  o.goals.nmse_ratio = 1.0 + 1e-9;
+  o.float_fallback = false;
+  convert::Report report;
+  std::string error;
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+  CHECK_FALSE(report.goals_met);
+  CHECK_FALSE(report.written);
+  CHECK_FALSE(test::FileExists(o.out_path));
+  const auto j = nlohmann::json::parse(test::ReadText(o.report_path));
+  CHECK(j["goals"]["met"] == false);
+  CHECK(j["goals"]["written"] == false);
+  CHECK(j["goals"]["auc_drop"] == doctest::Approx(1e-9));
+  CHECK(convert::ReportTable(report).find("OVER GOAL") != std::string::npos);
+
+  o.allow_over_goal = true;
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+  CHECK_FALSE(report.goals_met);
+  CHECK(report.written);
+  const fb::ModelT q = Unpack(test::ReadBytes(o.out_path));
+  CHECK(Property(q, "goals") == "missed");
+
+  // Nonsense goals are refused up front.
+  std::remove(o.out_path.c_str());
+  std::remove(o.report_path.c_str());
+  o.goals.nmse_ratio = 0.9;
+  ExpectFailure(o, "NMSE ratio > 1");
+}
+
+TEST_CASE("float fallback: the most sensitive layers stay float until the expected loss is within the aim") {
+  test::Fixture fx(5);
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kMinMax);
+  o.goals.aim = 0.01;  // an aim int8 alone cannot reach on this model
+  o.allow_over_goal = true;
+  convert::Report report;
+  std::string error;
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+  REQUIRE_FALSE(report.fallback.empty());
+  double worst = 0;
+  for (const auto& t : report.fit_tasks) worst = std::max(worst, t.expected);
+  CHECK(worst <= 0.01);
+  const auto bytes = test::ReadBytes(o.out_path);
+  const fb::ModelT q = Unpack(bytes);
+  std::string names;
+  int64_t added = 0;
+  for (const auto& fr : report.fallback) {
+    CAPTURE(fr.name);
+    names += (names.empty() ? "" : ",") + fr.name;
+    added += fr.added_bytes;
+    bool found = false;
+    for (const auto& t : q.tensors) {
+      if (t->name != fr.name) continue;
+      found = true;
+      CHECK(t->dtype == fb::DType::FLOAT32);
+    }
+    CHECK(found);
+    CHECK(fr.sensitivity > 0);
+  }
+  CHECK(Property(q, "float_fallback") == names);
+  // Float weights cost bytes: a float FULLY_CONNECTED 3 more bytes per
+  // weight, less the 4-byte scale per row, give or take the structure of
+  // its QUANTIZE and DEQUANTIZE; anything else next to nothing.
+  const fb::ModelT f = Unpack(test::ReadBytes(fx.float_model));
+  for (const auto& fr : report.fallback) {
+    CAPTURE(fr.name);
+    for (const auto& op : f.operators) {
+      if (f.tensors[op->outputs[0]]->name != fr.name) continue;
+      if (op->opcode == fb::OpCode::FULLY_CONNECTED) {
+        const auto& w = f.tensors[op->inputs[1]]->shape;
+        CHECK(fr.added_bytes == doctest::Approx(3 * w[0] * w[1] - 4 * w[0]).epsilon(0.15));
+      } else {
+        CHECK(std::abs(fr.added_bytes) < 512);
+      }
+    }
+  }
+  CHECK(report.fallback_bytes > 0);
+  CHECK(report.fallback_bytes >= added - 512);
+  // Mixed precision passes its self-test on both backends.
+  for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
+    host::RuntimeModel rt;
+    REQUIRE(rt.Load(bytes, 0, b, &error) == MTAN_OK);
+    CHECK(mtan_self_test(rt.get()) == MTAN_OK);
+  }
+  const auto j = nlohmann::json::parse(test::ReadText(o.report_path));
+  CHECK(j["float_fallback"]["layers"].size() == report.fallback.size());
+  CHECK(j["float_fallback"]["bytes"] == report.fallback_bytes);
+}
+
+TEST_CASE("--check rows: the goals are judged on another file, calibration uses every --calib row") {
+  test::Fixture fx;
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kPercentile);
+  o.check_path = fx.test_csv;
+  o.allow_over_goal = true;
+  SUBCASE("a check file that does not match the model") {
+    test::WriteText(fx.test_csv, "a,b\n1,2\n");
+    ExpectFailure(o, "test.csv");
+    return;
+  }
+  convert::Report report;
+  std::string error;
+  REQUIRE_MESSAGE(convert::Convert(o, &report, &error), error);
+  host::Spec spec;
+  host::Dataset test_rows;
+  REQUIRE(host::LoadSpec(fx.spec_json, &spec, &error));
+  REQUIRE(host::LoadCsv(fx.test_csv, spec, &test_rows, &error));
+  CHECK(report.calibration_rows == fx.n);
+  CHECK(report.check_rows == test_rows.rows);
+  CHECK(report.check_source == fx.test_csv);
+  for (size_t t = 0; t < report.tasks.size(); ++t) CHECK(report.tasks[t].rows == test_rows.labels[t].observed_rows);
+}
+
+TEST_CASE("too few calibration rows to hold any out") {
+  test::Fixture fx;
+  convert::Options o = OptionsFor(fx, host::CalibrationMethod::kMinMax);
+  test::WriteText(fx.calib_csv, fx.Csv(fx.rows, 4));
+  ExpectFailure(o, "too few to hold out");
+  o.check_path = fx.test_csv;  // with a check file, 4 rows calibrate
+  convert::Report report;
+  std::string error;
+  CHECK_MESSAGE(convert::Convert(o, &report, &error), error);
+}
+
+TEST_CASE("mtan-convert CLI: a missed goal exits 2 and writes no model; --allow-over-goal writes and warns") {
+  test::Fixture fx;
+  std::string out;
+  const std::string tool = MTAN_CONVERT_BIN;
+  const std::string args = " --model " + fx.float_model + " --calib " + fx.calib_csv + " --spec " +
+                           fx.spec_json + " --out " + fx.Path("cli.mtan") + " --report " + fx.Path("cli.json") +
+                           " --calibration minmax --no-float-fallback --max-auc-drop 1e-9 --max-accuracy-drop 1e-7"
+                           " --max-nmse-ratio 1.000000001";
+  CHECK(test::RunCommand(tool + args, &out) == 2);
+  CHECK(out.find("OVER GOAL") != std::string::npos);
+  CHECK(out.find("no model written") != std::string::npos);
+  CHECK_FALSE(test::FileExists(fx.Path("cli.mtan")));
+  CHECK(test::FileExists(fx.Path("cli.json")));
+  CHECK(test::RunCommand(tool + args + " --allow-over-goal", &out) == 0);
+  CHECK(out.find("WARNING") != std::string::npos);
+  CHECK(test::FileExists(fx.Path("cli.mtan")));
+  const auto j = nlohmann::json::parse(test::ReadText(fx.Path("cli.json")));
+  CHECK(j["goals"]["accuracy_drop"] == doctest::Approx(1e-9));  // points / 100
+  CHECK(j["goals"]["met"] == false);
+  CHECK(j["goals"]["written"] == true);
+  // The other switches reach the report.
+  CHECK(test::RunCommand(tool + " --model " + fx.float_model + " --calib " + fx.calib_csv + " --spec " +
+                             fx.spec_json + " --out " + fx.Path("b.mtan") + " --report " + fx.Path("b.json") +
+                             " --quiet --no-bias-correction --aim 0.9 --allow-over-goal --check " + fx.test_csv,
+                         &out) == 0);
+  const auto b = nlohmann::json::parse(test::ReadText(fx.Path("b.json")));
+  CHECK(b["calibration"]["bias_correction"] == false);
+  CHECK(b["goals"]["aim"] == doctest::Approx(0.9));
+  CHECK(b["goals"]["check_source"] == fx.test_csv);
+  CHECK(test::RunCommand(tool + args + " --aim 0", &out) != 0);
+  CHECK(test::RunCommand(tool + args + " --max-auc-drop -1", &out) != 0);
 }

@@ -347,3 +347,97 @@ TEST_CASE("requantization limits: negligible rows are zeroed, too-fine output sc
   test::Loaded m(host::FinishModel(q, 16), 16, MTAN_BACKEND_XNNPACK);
   CHECK_MESSAGE(m.status == MTAN_OK, mtan_last_error());
 }
+
+namespace {
+
+int OpWriting(const fb::ModelT& m, const std::string& name) {
+  for (size_t o = 0; o < m.operators.size(); ++o)
+    if (m.tensors[m.operators[o]->outputs[0]]->name == name) return static_cast<int>(o);
+  return -1;
+}
+
+double MeanAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += std::fabs(static_cast<double>(a[i]) - b[i]);
+  return s / static_cast<double>(a.size());
+}
+
+}  // namespace
+
+TEST_CASE("mixed precision: a float layer reads a DEQUANTIZE, its int8 readers a QUANTIZE") {
+  fb::ModelT f = test::FloatModel(31);
+  const int n = 256;
+  const auto rows = test::RandomRows(32, n);
+  const auto ranges = MinMaxRanges(f, rows, n);
+  host::QuantizeOptions opt;
+  opt.float_heads = true;
+  opt.float_ops.assign(f.operators.size(), 0);
+  const int fc2 = OpWriting(f, "trunk0.fc2");
+  REQUIRE(fc2 >= 0);
+  opt.float_ops[fc2] = 1;
+  fb::ModelT q = host::QuantizeModel(f, ranges, opt);
+  // Its weights, bias and output are float; it reads trunk0.fc1 through a
+  // DEQUANTIZE; every int8 reader of trunk0.fc2 reads it through one QUANTIZE.
+  const int y = OpWriting(q, "trunk0.fc2");
+  const auto& op = *q.operators[y];
+  CHECK(q.tensors[op.inputs[1]]->dtype == fb::DType::FLOAT32);
+  CHECK(q.tensors[op.inputs[2]]->dtype == fb::DType::FLOAT32);
+  CHECK(q.tensors[op.outputs[0]]->dtype == fb::DType::FLOAT32);
+  CHECK(q.operators[OpWriting(q, q.tensors[op.inputs[0]]->name)]->opcode == fb::OpCode::DEQUANTIZE);
+  int requantized = 0;
+  for (const auto& o : q.operators) {
+    if (o->opcode == fb::OpCode::QUANTIZE && o->inputs[0] == op.outputs[0]) {
+      ++requantized;
+      CHECK(q.tensors[o->outputs[0]]->name == "trunk0.fc2.int8");
+      CHECK(q.tensors[o->outputs[0]]->dtype == fb::DType::INT8);
+    }
+    if (o->opcode == fb::OpCode::FULLY_CONNECTED && q.tensors[o->outputs[0]]->name == "click.mask.fc1")
+      CHECK(q.tensors[o->inputs[0]]->name == "trunk0.fc2.int8");
+  }
+  CHECK(requantized == 1);
+  // It runs on both backends, and is closer to float than all-int8.
+  host::QuantizeOptions all_int8;
+  all_int8.float_heads = true;
+  fb::ModelT i8 = host::QuantizeModel(f, ranges, all_int8);
+  const auto yf = test::Loaded(host::FinishModel(f, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  const auto y8 = test::Loaded(host::FinishModel(i8, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
+    test::Loaded m(host::FinishModel(q, 64), 64, b);
+    REQUIRE_MESSAGE(m.status == MTAN_OK, mtan_last_error());
+    const auto ym = m.Run(rows, n, MTAN_ALL_TASKS);
+    CHECK(MeanAbsDiff(ym, yf) < MeanAbsDiff(y8, yf));
+  }
+}
+
+TEST_CASE("mixed precision: every operator in float is the float model; shared weights are copied") {
+  fb::ModelT f = test::FloatModel(33);
+  const int n = 128;
+  const auto rows = test::RandomRows(34, n);
+  const auto ranges = MinMaxRanges(f, rows, n);
+  host::QuantizeOptions opt;
+  opt.float_ops.assign(f.operators.size(), 1);
+  fb::ModelT all = host::QuantizeModel(f, ranges, opt);
+  for (const auto& t : all.tensors) CHECK(t->dtype != fb::DType::INT8);
+  const auto yf = test::Loaded(host::FinishModel(f, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  const auto ya = test::Loaded(host::FinishModel(all, 64), 64, MTAN_BACKEND_XNNPACK).Run(rows, n, MTAN_ALL_TASKS);
+  CHECK(MeanAbsDiff(ya, yf) == 0.0);
+
+  // click's attention weights are shared by its three (task, source) pairs:
+  // one of them in float gets its own float copy, the others stay int8.
+  opt.float_ops.assign(f.operators.size(), 0);
+  const int pair = OpWriting(f, "click.att.spend.fc");
+  REQUIRE(pair >= 0);
+  opt.float_ops[pair] = 1;
+  fb::ModelT q = host::QuantizeModel(f, ranges, opt);
+  const auto& fl = *q.operators[OpWriting(q, "click.att.spend.fc")];
+  const auto& i8 = *q.operators[OpWriting(q, "click.att.click.fc")];
+  CHECK(fl.inputs[1] != i8.inputs[1]);
+  CHECK(q.tensors[fl.inputs[1]]->dtype == fb::DType::FLOAT32);
+  CHECK(q.tensors[i8.inputs[1]]->dtype == fb::DType::INT8);
+  CHECK(q.tensors[fl.inputs[1]]->name == "click.att.spend.fc.weights");
+  test::Loaded m(host::FinishModel(q, 16), 16, MTAN_BACKEND_REFERENCE);
+  CHECK_MESSAGE(m.status == MTAN_OK, mtan_last_error());
+
+  opt.float_ops.assign(3, 0);
+  CHECK_THROWS_AS(host::QuantizeModel(f, ranges, opt), std::invalid_argument);
+}

@@ -155,8 +155,11 @@ case "$tool" in
     for s in random.bin empty; do cv "spec=$s" fail "$f/model.mtan" "$f/data.csv" "$f/$s"; done
     cv out=directory fail-dir "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$work/a-directory"
     cv out=unwritable fail "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$f/empty/x.mtan"
-    cv calib=one-row "fail:cannot measure" "$f/model.mtan" "$f/data-1row.csv" "$f/spec.json" "$work/out/1row.mtan"
+    cv calib=one-row "fail:too few" "$f/model.mtan" "$f/data-1row.csv" "$f/spec.json" "$work/out/1row.mtan"
     check calib=one-row-writes-nothing test ! -e "$work/out/1row.mtan"
+    run calib=one-row-with-check "fail:cannot measure" "$bin" --model "$f/model.mtan" --calib "$f/data-1row.csv" \
+      --check "$f/data.csv" --spec "$f/spec.json" --out "$work/out/1row.mtan" --calibration minmax --quiet
+    check calib=one-row-with-check-writes-nothing test ! -e "$work/out/1row.mtan"
     cv out=char-device ok "$f/model.mtan" "$f/data.csv" "$f/spec.json" "$work/null"
     check out=char-device-kept is_char_device
     for c in "${awkward_csvs[@]}"; do

@@ -85,10 +85,10 @@ bool MatchTasks(const mtan_model* model, const Spec& spec, std::vector<int32_t>*
   return true;
 }
 
-bool EvaluateModel(RuntimeModel& model, const Spec& spec, const Dataset& data,
-                   const std::vector<int32_t>& model_task, int only_task,
-                   std::vector<TaskEvaluation>* out, std::string* error) {
-  out->clear();
+bool PredictModelSpace(RuntimeModel& model, const Spec& spec, const Dataset& data,
+                       const std::vector<int32_t>& model_task, int only_task,
+                       std::vector<std::vector<float>>* outputs, std::string* error) {
+  outputs->assign(spec.tasks.size(), {});
   if (data.rows <= 0) {
     *error = "no rows to evaluate";
     return false;
@@ -105,7 +105,8 @@ bool EvaluateModel(RuntimeModel& model, const Spec& spec, const Dataset& data,
     mtan_task_info info;
     mtan_task_info_get(model.get(), static_cast<uint32_t>(model_task[t]), &info);
     const uint32_t offset = only_task < 0 ? info.output_offset : 0;
-    std::vector<float> pred(static_cast<size_t>(n) * info.output_size);
+    std::vector<float>& pred = (*outputs)[t];
+    pred.resize(static_cast<size_t>(n) * info.output_size);
     for (uint32_t r = 0; r < n; ++r) {
       for (uint32_t k = 0; k < info.output_size; ++k) {
         float v = y[static_cast<size_t>(r) * per_row + offset + k];
@@ -117,11 +118,23 @@ bool EvaluateModel(RuntimeModel& model, const Spec& spec, const Dataset& data,
         pred[static_cast<size_t>(r) * info.output_size + k] = v;
       }
     }
+  }
+  return true;
+}
+
+bool EvaluateModel(RuntimeModel& model, const Spec& spec, const Dataset& data,
+                   const std::vector<int32_t>& model_task, int only_task,
+                   std::vector<TaskEvaluation>* out, std::string* error) {
+  out->clear();
+  std::vector<std::vector<float>> pred;
+  if (!PredictModelSpace(model, spec, data, model_task, only_task, &pred, error)) return false;
+  for (size_t t = 0; t < spec.tasks.size(); ++t) {
+    if (only_task >= 0 && static_cast<int>(t) != only_task) continue;
     TaskEvaluation e;
-    e.name = task.name;
-    e.type = task.type;
+    e.name = spec.tasks[t].name;
+    e.type = spec.tasks[t].type;
     e.rows = data.labels.at(t).observed_rows;
-    e.metrics = EvaluateTask(task, pred.data(), data.labels[t]);
+    e.metrics = EvaluateTask(spec.tasks[t], pred[t].data(), data.labels[t]);
     out->push_back(std::move(e));
   }
   return true;

@@ -33,6 +33,15 @@ struct TaskEvaluation {
   std::vector<NamedMetric> metrics;  // EvaluateTask's, in model space
 };
 
+// Runs data.x (already in model input order) through `model` and returns
+// every spec task's outputs in model space, (*outputs)[t] rows x classes:
+// probabilities, or the regression value moved into the spec's model space
+// (log1p) as the trainer scores it. Only spec.tasks[only_task] when
+// only_task >= 0 (the other entries stay empty).
+bool PredictModelSpace(RuntimeModel& model, const Spec& spec, const Dataset& data,
+                       const std::vector<int32_t>& model_task, int only_task,
+                       std::vector<std::vector<float>>* outputs, std::string* error);
+
 // Runs data.x (already in model input order) through `model` in batches of
 // its maximum batch and scores the spec's tasks: all of them when
 // `only_task` < 0, else just spec.tasks[only_task] (its plan alone is run).

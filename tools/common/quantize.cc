@@ -197,21 +197,45 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
   for (const auto& t : m.tensors)
     if (t->dtype != fb::DType::FLOAT32) throw std::invalid_argument("model is already quantized");
   if (ranges.size() != m.tensors.size()) throw std::invalid_argument("one range per tensor needed");
+  const size_t n_ops = m.operators.size();
+  if (!options.float_ops.empty() && options.float_ops.size() != n_ops)
+    throw std::invalid_argument("float_ops needs one entry per operator");
+  const int32_t n_t0 = static_cast<int32_t>(m.tensors.size());
+  std::vector<int> producer(n_t0, -1);
+  for (size_t o = 0; o < n_ops; ++o) producer.at(m.operators[o]->outputs.at(0)) = static_cast<int>(o);
+  std::vector<char> is_output(n_t0, 0);
+  for (const auto& task : m.tasks) is_output.at(task->output) = 1;
+
+  // Which operators run in float: the ones asked for, SOFTMAX (float only),
+  // the LOGISTIC or SOFTMAX of a task output (probabilities from float
+  // logits), with float_heads each task's last FULLY_CONNECTED, and the
+  // input's QUANTIZE when no int8 operator reads it.
+  std::vector<char> op_float(n_ops, 0);
+  for (size_t o = 0; o < n_ops; ++o) {
+    const auto& op = *m.operators[o];
+    op_float[o] = !options.float_ops.empty() && options.float_ops[o];
+    if (op.opcode == fb::OpCode::SOFTMAX) op_float[o] = 1;
+    if (op.opcode == fb::OpCode::LOGISTIC && is_output[op.outputs[0]]) op_float[o] = 1;
+  }
+  if (options.float_heads) {
+    for (const auto& task : m.tasks) {
+      int o = producer.at(task->output);
+      if (o >= 0 && (m.operators[o]->opcode == fb::OpCode::LOGISTIC ||
+                     m.operators[o]->opcode == fb::OpCode::SOFTMAX))
+        o = producer.at(m.operators[o]->inputs.at(0));
+      if (o >= 0 && m.operators[o]->opcode == fb::OpCode::FULLY_CONNECTED) op_float[o] = 1;
+    }
+  }
+
   // Cross-attention applies one weight matrix to every task's z, and each z
   // has its own scale. The int8 weights and their per-channel scales do not
   // depend on the input, so the operators share them; the int32 bias is at
-  // s_x * s_w, so each operator gets its own copy of the bias.
+  // s_x * s_w, so each operator gets its own copy of the bias. An operator
+  // in float gets its own copy of weights an int8 operator quantizes.
   {
-    std::vector<char> seen(m.tensors.size(), 0);
-    for (auto& op : m.operators) {
-      if (op->opcode != fb::OpCode::FULLY_CONNECTED) continue;
-      int32_t& t = op->inputs[2];
-      if (!seen[t]) {
-        seen[t] = 1;
-        continue;
-      }
+    auto copy_constant = [&](int32_t t, const std::string& name) {
       auto copy = std::make_unique<fb::TensorT>();
-      copy->name = m.tensors[op->outputs[0]]->name + ".bias";  // e.g. click.att.spend.fc.bias
+      copy->name = name;
       copy->dtype = m.tensors[t]->dtype;
       copy->shape = m.tensors[t]->shape;
       auto buf = std::make_unique<fb::BufferT>();
@@ -219,140 +243,112 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
       m.buffers.push_back(std::move(buf));
       copy->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
       m.tensors.push_back(std::move(copy));
-      t = static_cast<int32_t>(m.tensors.size() - 1);
+      return static_cast<int32_t>(m.tensors.size() - 1);
+    };
+    std::vector<char> int8_weights(m.tensors.size(), 0), seen(m.tensors.size(), 0);
+    for (size_t o = 0; o < n_ops; ++o)
+      if (m.operators[o]->opcode == fb::OpCode::FULLY_CONNECTED && !op_float[o])
+        int8_weights[m.operators[o]->inputs.at(1)] = 1;
+    for (size_t o = 0; o < n_ops; ++o) {
+      auto& op = *m.operators[o];
+      if (op.opcode != fb::OpCode::FULLY_CONNECTED) continue;
+      const std::string& y = m.tensors[op.outputs[0]]->name;  // e.g. click.att.spend.fc
+      if (op_float[o] && int8_weights[op.inputs.at(1)]) op.inputs[1] = copy_constant(op.inputs[1], y + ".weights");
+      int32_t& b = op.inputs.at(2);
+      if (seen[b]) b = copy_constant(b, y + ".bias");
+      else seen[b] = 1;
     }
   }
   std::vector<Range> ranges_all = ranges;
   ranges_all.resize(m.tensors.size());
-  const int32_t n_t = static_cast<int32_t>(m.tensors.size());
-  std::vector<char> is_output(n_t, 0);
-  for (const auto& task : m.tasks) is_output.at(task->output) = 1;
-  // Which tensors stay float: the input, and a head's logits and everything
-  // after them (sigmoid / softmax / regression output).
-  std::vector<char> stays_float(n_t, 0);
-  stays_float.at(m.input_tensor) = 1;
-  for (const auto& op : m.operators) {
-    if (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::SOFTMAX) {
-      if (is_output[op->outputs[0]]) stays_float[op->outputs[0]] = 1;
-    }
-  }
-  // Float heads: the last FULLY_CONNECTED of each task (its logits, or the
-  // regression value) reads a DEQUANTIZE of its int8 input and runs in float.
-  std::vector<char> head_op(m.operators.size(), 0);
-  if (options.float_heads) {
-    auto producer = [&](int32_t t) -> int {
-      for (size_t o = 0; o < m.operators.size(); ++o)
-        if (m.operators[o]->outputs.at(0) == t) return static_cast<int>(o);
-      return -1;
-    };
-    for (const auto& task : m.tasks) {
-      int o = producer(task->output);
-      if (o >= 0 && (m.operators[o]->opcode == fb::OpCode::LOGISTIC ||
-                     m.operators[o]->opcode == fb::OpCode::SOFTMAX))
-        o = producer(m.operators[o]->inputs.at(0));
-      if (o < 0 || m.operators[o]->opcode != fb::OpCode::FULLY_CONNECTED) continue;
-      head_op[o] = 1;
-      stays_float.at(m.operators[o]->outputs[0]) = 1;
-    }
-  }
-  for (int32_t t = 0; t < n_t; ++t) {
-    auto& tensor = *m.tensors[t];
-    if (tensor.buffer != 0 || stays_float[t]) continue;
-    tensor.dtype = fb::DType::INT8;
+
+  // Activation dtypes follow their producer's precision.
+  for (size_t o = 0; o < n_ops; ++o) {
+    if (op_float[o]) continue;
+    const auto& op = *m.operators[o];
+    auto& y = *m.tensors[op.outputs[0]];
+    y.dtype = fb::DType::INT8;
+    Range r = ranges_all[op.outputs[0]];
+    if (op.activation == fb::Activation::RELU) r.min = 0.0f;  // all 256 levels on [0, max]
     float scale;
     int32_t zp;
-    ChooseAsymmetric(ranges_all[t], &scale, &zp);
-    tensor.quantization = Quant(scale, zp);
+    ChooseAsymmetric(r, &scale, &zp);
+    if (op.opcode == fb::OpCode::LOGISTIC) scale = 1.0f / 256, zp = -128;  // XNNPACK's fixed
+    if (op.opcode == fb::OpCode::TANH) scale = 1.0f / 128, zp = 0;         // output scales
+    y.quantization = Quant(scale, zp);
   }
+
+  // Operators in order, with a DEQUANTIZE or QUANTIZE wherever a reader
+  // wants the other dtype than its input's (each made once per tensor).
   std::vector<std::unique_ptr<fb::OperatorT>> ops;
-  std::map<int32_t, int32_t> dequantized;  // int8 tensor -> its DEQUANTIZE output
-  for (size_t op_index = 0; op_index < m.operators.size(); ++op_index) {
-    auto& op = m.operators[op_index];
-    const int32_t out = op->outputs[0];
-    if (head_op[op_index]) {
-      const int32_t x = op->inputs[0];
-      if (m.tensors[x]->dtype == fb::DType::INT8) {
-        if (!dequantized.count(x)) {
-          auto deq = std::make_unique<fb::TensorT>();
-          deq->name = m.tensors[x]->name + ".float";
-          deq->dtype = fb::DType::FLOAT32;
-          deq->shape = m.tensors[x]->shape;
-          m.tensors.push_back(std::move(deq));
-          dequantized[x] = static_cast<int32_t>(m.tensors.size()) - 1;
-          auto dq = std::make_unique<fb::OperatorT>();
-          dq->opcode = fb::OpCode::DEQUANTIZE;
-          dq->inputs = {x};
-          dq->outputs = {dequantized[x]};
-          ops.push_back(std::move(dq));
+  std::map<int32_t, int32_t> as_float, as_int8;
+  auto requantized = [&](int32_t t) {
+    auto it = as_int8.find(t);
+    if (it != as_int8.end()) return it->second;
+    auto q = std::make_unique<fb::TensorT>();
+    q->name = m.tensors[t]->name + ".int8";
+    q->dtype = fb::DType::INT8;
+    q->shape = m.tensors[t]->shape;
+    float scale;
+    int32_t zp;
+    ChooseAsymmetric(ranges_all.at(t), &scale, &zp);
+    q->quantization = Quant(scale, zp);
+    m.tensors.push_back(std::move(q));
+    const int32_t y = static_cast<int32_t>(m.tensors.size()) - 1;
+    auto op = std::make_unique<fb::OperatorT>();
+    op->opcode = fb::OpCode::QUANTIZE;
+    op->inputs = {t};
+    op->outputs = {y};
+    ops.push_back(std::move(op));
+    return as_int8[t] = y;
+  };
+  for (size_t o = 0; o < n_ops; ++o) {
+    auto& op = m.operators[o];
+    const fb::DType want = op_float[o] ? fb::DType::FLOAT32 : fb::DType::INT8;
+    if (op->opcode != fb::OpCode::QUANTIZE) {
+      const size_t activations = op->opcode == fb::OpCode::FULLY_CONNECTED ? 1 : op->inputs.size();
+      for (size_t k = 0; k < activations; ++k) {
+        int32_t& t = op->inputs[k];
+        if (m.tensors[t]->dtype == want) continue;
+        if (want == fb::DType::INT8) {
+          t = requantized(t);
+        } else {
+          auto it = as_float.find(t);
+          t = it != as_float.end() ? it->second : (as_float[t] = AddDequantize(m, t, &ops));
         }
-        op->inputs[0] = dequantized[x];
       }
-      ops.push_back(std::move(op));
-      continue;
     }
-    switch (op->opcode) {
-      case fb::OpCode::FULLY_CONNECTED: {
-        auto& y = *m.tensors[out];
-        auto& x = *m.tensors[op->inputs[0]];
-        auto& w = *m.tensors[op->inputs[1]];
-        auto& b = *m.tensors[op->inputs[2]];
-        if (op->activation == fb::Activation::RELU) {
-          // ReLU output: the range starts at 0, so all 256 levels are used.
-          float scale;
-          int32_t zp;
-          ChooseAsymmetric({0.0f, ranges_all[out].max}, &scale, &zp);
-          y.quantization = Quant(scale, zp);
-        }
-        const float sx = x.quantization->scale[0];
-        if (w.dtype == fb::DType::FLOAT32) {
-          std::vector<int8_t> qw;
-          std::vector<float> ws;
-          QuantizeWeightsPerChannel(BufferAs<float>(m, w.buffer), w.shape[0], w.shape[1], &qw, &ws);
-          PruneNegligibleRows(w.shape[0], w.shape[1], sx, y.quantization->scale[0], &qw, &ws);
-          m.buffers[w.buffer]->data.assign(reinterpret_cast<uint8_t*>(qw.data()),
-                                           reinterpret_cast<uint8_t*>(qw.data()) + qw.size());
-          w.dtype = fb::DType::INT8;
-          w.quantization = std::make_unique<fb::QuantizationT>();
-          w.quantization->scale = ws;
-          w.quantization->zero_point.assign(ws.size(), 0);  // symmetric
-        }
-        FitOutputScale(sx, w.quantization->scale, &y);
-        if (b.dtype == fb::DType::FLOAT32) {
-          const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), sx, w.quantization->scale,
-                                       BufferAs<int8_t>(m, w.buffer));
-          m.buffers[b.buffer]->data.assign(reinterpret_cast<const uint8_t*>(qb.data()),
-                                           reinterpret_cast<const uint8_t*>(qb.data()) + qb.size() * 4);
-          b.dtype = fb::DType::INT32;
-        }
-        ops.push_back(std::move(op));
-        break;
+    if (op->opcode == fb::OpCode::FULLY_CONNECTED && !op_float[o]) {
+      auto& y = *m.tensors[op->outputs[0]];
+      auto& x = *m.tensors[op->inputs[0]];
+      auto& w = *m.tensors[op->inputs[1]];
+      auto& b = *m.tensors[op->inputs[2]];
+      const float sx = x.quantization->scale[0];
+      if (w.dtype == fb::DType::FLOAT32) {
+        std::vector<int8_t> qw;
+        std::vector<float> ws;
+        QuantizeWeightsPerChannel(BufferAs<float>(m, w.buffer), w.shape[0], w.shape[1], &qw, &ws);
+        PruneNegligibleRows(w.shape[0], w.shape[1], sx, y.quantization->scale[0], &qw, &ws);
+        m.buffers[w.buffer]->data.assign(reinterpret_cast<uint8_t*>(qw.data()),
+                                         reinterpret_cast<uint8_t*>(qw.data()) + qw.size());
+        w.dtype = fb::DType::INT8;
+        w.quantization = std::make_unique<fb::QuantizationT>();
+        w.quantization->scale = ws;
+        w.quantization->zero_point.assign(ws.size(), 0);  // symmetric
       }
-      case fb::OpCode::LOGISTIC:
-      case fb::OpCode::SOFTMAX:
-        if (stays_float[out] && m.tensors[op->inputs[0]]->dtype == fb::DType::INT8) {
-          // Head: DEQUANTIZE the int8 logits, then the float activation.
-          const int32_t d = AddDequantize(m, op->inputs[0], &ops);
-          op->inputs = {d};
-        } else if (op->opcode == fb::OpCode::LOGISTIC && m.tensors[out]->dtype == fb::DType::INT8) {
-          m.tensors[out]->quantization = Quant(1.0f / 256, -128);
-        }
-        ops.push_back(std::move(op));
-        break;
-      case fb::OpCode::TANH:
-        m.tensors[out]->quantization = Quant(1.0f / 128, 0);
-        ops.push_back(std::move(op));
-        break;
-      default:
-        ops.push_back(std::move(op));
-        break;
+      FitOutputScale(sx, w.quantization->scale, &y);
+      const auto qb = QuantizeBias(BufferAs<float>(m, b.buffer), sx, w.quantization->scale,
+                                   BufferAs<int8_t>(m, w.buffer));
+      m.buffers[b.buffer]->data.assign(reinterpret_cast<const uint8_t*>(qb.data()),
+                                       reinterpret_cast<const uint8_t*>(qb.data()) + qb.size() * 4);
+      b.dtype = fb::DType::INT32;
     }
+    ops.push_back(std::move(op));
   }
   m.operators = std::move(ops);
-  // Regression outputs are FC logits: keep the int8 FC, add a DEQUANTIZE
-  // into a float tensor and make that the task's output.
+  // Task outputs are float: an int8 one (a regression value) gets a DEQUANTIZE.
   for (auto& task : m.tasks) {
-    auto& out = *m.tensors[task->output];
-    if (out.dtype != fb::DType::INT8) continue;
+    if (m.tensors[task->output]->dtype != fb::DType::INT8) continue;
     task->output = AddDequantize(m, task->output, &m.operators);
   }
   return m;

@@ -66,6 +66,11 @@ struct QuantizeOptions {
   // in float, reading a DEQUANTIZE of its int8 input: no 8-bit rounding of the
   // logits, whose ties cost AUC. Its weights are tiny (task width x outputs).
   bool float_heads = false;
+  // Mixed precision: float_ops[o] (one entry per operator of the float
+  // model, or empty) keeps operator o in float32, weights included. A
+  // DEQUANTIZE feeds it from int8 and a QUANTIZE takes its output back to
+  // int8 (at the output's calibrated range) for int8 readers.
+  std::vector<char> float_ops;
 };
 
 // The float model with int8 weights and activations. `ranges[t]` is the

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -13,6 +15,7 @@
 
 #include "format.h"
 #include "quantize.h"
+#include "search.h"
 
 namespace mtan::convert {
 namespace {
@@ -22,17 +25,11 @@ using host::RuntimeModel;
 
 constexpr uint32_t kCalibrationBatch = 256;
 constexpr double kMaxCalibrationGiB = 8.0;
+constexpr int kBootstrapResamples = 200;  // standard errors of the check rows' losses
+constexpr int kFallbackTrials = 6;        // most sensitive operators tried per fallback step
 
 void Progress(const Options& o, const std::string& line) {
   if (o.progress) o.progress(line);
-}
-
-fb::ModelT DeepCopy(const fb::ModelT& m) {
-  flatbuffers::FlatBufferBuilder fbb;
-  fb::FinishModelBuffer(fbb, fb::Model::Pack(fbb, &m));
-  fb::ModelT copy;
-  fb::GetModel(fbb.GetBufferPointer())->UnPackTo(&copy);
-  return copy;
 }
 
 std::vector<TaskReport> CompareTasks(const std::vector<host::TaskEvaluation>& f,
@@ -56,11 +53,83 @@ const MetricDelta* FindMetric(const TaskReport& t, const std::string& name) {
   return nullptr;
 }
 
-double Score(const std::vector<TaskReport>& tasks) {
+double Score(const std::vector<TaskReport>& tasks, const GoalPolicy& goals) {
   double worst = 0.0;
-  for (const auto& t : tasks) worst = std::max(worst, GoalFraction(t));
+  for (const auto& t : tasks) worst = std::max(worst, GoalFraction(t, goals));
   return worst;
 }
+
+std::string TaskLine(const std::vector<TaskReport>& tasks) {
+  std::string line;
+  for (const auto& t : tasks) {
+    const MetricDelta* p = FindMetric(t, t.primary);
+    line += fmt::format(" {} {} {:+.5f}", t.name, t.primary, p ? p->delta() : 0.0);
+  }
+  return line;
+}
+
+// The rows `idx` of `data`, labels included.
+host::Dataset Subset(const host::Dataset& data, const std::vector<uint32_t>& idx) {
+  host::Dataset out;
+  out.rows = static_cast<int64_t>(idx.size());
+  out.features = data.features;
+  const size_t f = data.features.size();
+  out.x.reserve(idx.size() * f);
+  for (uint32_t r : idx) out.x.insert(out.x.end(), data.x.begin() + r * f, data.x.begin() + (r + 1) * f);
+  for (const auto& l : data.labels) {
+    host::TaskLabels s;
+    for (uint32_t r : idx) {
+      s.value.push_back(l.value[r]);
+      s.observed.push_back(l.observed[r]);
+      s.observed_rows += l.observed[r];
+    }
+    out.labels.push_back(std::move(s));
+  }
+  return out;
+}
+
+// The rows the range search and the sensitivity ranking score candidates
+// on: the first kSearchRows, plus further rows where a task has a label,
+// until every task has kSearchLabels labelled rows (or all it has). A task
+// labelled on few rows (spend: purchases only) would otherwise be judged on
+// a handful.
+std::vector<uint32_t> SearchRows(const host::Dataset& data) {
+  constexpr uint32_t kSearchRows = 4096, kSearchLabels = 2000;
+  const uint32_t n = static_cast<uint32_t>(data.rows);
+  std::vector<char> take(n, 0);
+  std::vector<uint32_t> labelled(data.labels.size(), 0);
+  for (uint32_t r = 0; r < std::min(n, kSearchRows); ++r) {
+    take[r] = 1;
+    for (size_t t = 0; t < data.labels.size(); ++t) labelled[t] += data.labels[t].observed[r];
+  }
+  for (uint32_t r = kSearchRows; r < n; ++r) {
+    for (size_t t = 0; t < data.labels.size() && !take[r]; ++t) {
+      if (data.labels[t].observed[r] && labelled[t] < kSearchLabels) {
+        take[r] = 1;
+        for (size_t u = 0; u < data.labels.size(); ++u) labelled[u] += data.labels[u].observed[r];
+      }
+    }
+  }
+  std::vector<uint32_t> idx;
+  for (uint32_t r = 0; r < n; ++r)
+    if (take[r]) idx.push_back(r);
+  return idx;
+}
+
+// Per-channel weight zero points are all 0, the format's default: not
+// storing them saves 4 bytes per output channel.
+void StripWeightZeroPoints(fb::ModelT& m) {
+  for (auto& t : m.tensors)
+    if (t->buffer != 0 && t->dtype == fb::DType::INT8 && t->quantization) t->quantization->zero_point.clear();
+}
+
+// The size of `m` as a file (weight zero points stripped, as written).
+int64_t FileBytes(fb::ModelT m) {
+  StripWeightZeroPoints(m);
+  return static_cast<int64_t>(host::FinishModel(m, kCalibrationBatch).size());
+}
+
+double CpuSeconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
 
 // Rows stored as golden cases: the first rows, seeded random ones, and the
 // rows with the most extreme standardized feature (they exercise saturation
@@ -123,7 +192,7 @@ bool AddGoldenCases(fb::ModelT& q, const host::Dataset& data, const Options& o, 
 bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::vector<float>*>& values,
                    const fb::ModelT& q, const host::Dataset& data,
                    std::vector<LayerReport>* layers, std::string* error) {
-  fb::ModelT copy = DeepCopy(q);
+  fb::ModelT copy = q;
   copy.golden.clear();
   RuntimeModel rt;
   if (rt.Load(host::FinishModel(copy, kCalibrationBatch, /*reuse_memory=*/false), 0,
@@ -223,18 +292,46 @@ void AddMetric(fb::MetadataT& md, const std::string& name, double value) {
 
 }  // namespace
 
-double GoalFraction(const TaskReport& task) {
+double GoalFraction(const TaskReport& task, const GoalPolicy& goals) {
   const MetricDelta* m = FindMetric(task, task.primary);
   if (m == nullptr || !std::isfinite(m->float_value) || !std::isfinite(m->int8_value)) return 0.0;
-  if (task.primary == "auc") return (m->float_value - m->int8_value) / 0.001;
-  if (task.primary == "accuracy") return (m->float_value - m->int8_value) / 0.002;
+  if (task.primary == "auc") return (m->float_value - m->int8_value) / goals.auc_drop;
+  if (task.primary == "accuracy") return (m->float_value - m->int8_value) / goals.accuracy_drop;
   if (task.primary == "nmse")
-    return m->float_value > 0 ? (m->int8_value / m->float_value - 1.0) / 0.02 : 0.0;
+    return m->float_value > 0 ? (m->int8_value / m->float_value - 1.0) / (goals.nmse_ratio - 1.0) : 0.0;
   return 0.0;
+}
+
+double GoalLoss(host::TaskType type, const GoalPolicy& goals) {
+  switch (type) {
+    case host::TaskType::kBinary: return goals.auc_drop;
+    case host::TaskType::kMulticlass: return goals.accuracy_drop;
+    case host::TaskType::kRegression: return goals.nmse_ratio - 1.0;
+  }
+  return 0.0;
+}
+
+bool GoalMet(const TaskReport& task, const GoalPolicy& goals) {
+  if (std::isfinite(task.expected) && task.expected > 1.0) return false;
+  double slack = 0.0;
+  if (std::isfinite(task.loss_se)) {
+    host::TaskType type = host::TaskType::kBinary;
+    if (task.primary == "accuracy") type = host::TaskType::kMulticlass;
+    if (task.primary == "nmse") type = host::TaskType::kRegression;
+    slack = goals.check_sigmas * task.loss_se / GoalLoss(type, goals);
+  }
+  return GoalFraction(task, goals) <= 1.0 + slack;
 }
 
 bool Convert(const Options& o, Report* report, std::string* error) {
   *report = Report{};
+  report->goals = o.goals;
+  const GoalPolicy& goals = o.goals;
+  if (!(goals.auc_drop > 0) || !(goals.accuracy_drop > 0) || !(goals.nmse_ratio > 1) ||
+      !(goals.aim > 0 && goals.aim <= 1)) {
+    *error = "goals: the AUC and accuracy drops must be > 0, the NMSE ratio > 1 and the aim in (0, 1]";
+    return false;
+  }
   // The source model: readable, intact, float.
   std::vector<uint8_t> src;
   if (!host::ReadFile(o.model_path, &src, error)) return false;
@@ -262,30 +359,56 @@ bool Convert(const Options& o, Report* report, std::string* error) {
     return false;
   }
 
-  // Calibration rows, matched to the model's inputs and tasks.
+  // Calibration (and check) rows, matched to the model's inputs and tasks.
   host::Spec spec;
-  host::Dataset data;
-  if (!host::LoadSpec(o.spec_path, &spec, error) || !host::LoadCsv(o.calib_path, spec, &data, error))
-    return false;
-  if (!host::MatchInputs(float_rt.get(), o.calib_path, &data, error)) return false;
+  if (!host::LoadSpec(o.spec_path, &spec, error)) return false;
   std::vector<int32_t> model_task;
   if (!host::MatchTasks(float_rt.get(), spec, &model_task, error)) {
     *error = o.spec_path + ": " + *error;
     return false;
   }
-  if (data.rows <= 0) {
-    *error = o.calib_path + ": no calibration rows";
-    return false;
-  }
-  for (size_t i = 0; i < data.x.size(); ++i) {
-    if (!std::isfinite(data.x[i])) {
-      *error = fmt::format("{}: row {}, feature '{}' is not finite", o.calib_path,
-                           i / data.features.size() + 1, data.features[i % data.features.size()]);
+  auto load_rows = [&](const std::string& path, host::Dataset* data) {
+    if (!host::LoadCsv(path, spec, data, error) || !host::MatchInputs(float_rt.get(), path, data, error))
+      return false;
+    if (data->rows <= 0) {
+      *error = path + ": no rows";
       return false;
     }
+    for (size_t i = 0; i < data->x.size(); ++i) {
+      if (!std::isfinite(data->x[i])) {
+        *error = fmt::format("{}: row {}, feature '{}' is not finite", path, i / data->features.size() + 1,
+                             data->features[i % data->features.size()]);
+        return false;
+      }
+    }
+    return true;
+  };
+  host::Dataset fit, check;
+  {
+    host::Dataset data;
+    if (!load_rows(o.calib_path, &data)) return false;
+    if (!o.check_path.empty()) {
+      fit = std::move(data);
+      if (!load_rows(o.check_path, &check)) return false;
+      report->check_source = o.check_path;
+    } else {
+      // Every 5th row is held out: the goals are judged on rows that no
+      // range, bias or fallback decision has seen.
+      std::vector<uint32_t> fit_idx, check_idx;
+      for (uint32_t r = 0; r < static_cast<uint32_t>(data.rows); ++r) (r % 5 == 4 ? check_idx : fit_idx).push_back(r);
+      if (check_idx.empty()) {
+        *error = fmt::format("{}: {} rows are too few to hold out check rows (every 5th); give more rows "
+                             "or a --check file", o.calib_path, data.rows);
+        return false;
+      }
+      fit = Subset(data, fit_idx);
+      check = Subset(data, check_idx);
+      report->check_source = "every 5th row of " + o.calib_path;
+    }
   }
-  report->calibration_rows = data.rows;
-  const uint32_t n = static_cast<uint32_t>(data.rows);
+  report->calibration_rows = fit.rows;
+  report->check_rows = check.rows;
+  const uint32_t n = static_cast<uint32_t>(fit.rows);
   {
     // Every activation of every row is kept (percentiles, histograms and the
     // per-layer report need them): refuse clearly rather than run out of memory.
@@ -300,12 +423,15 @@ bool Convert(const Options& o, Report* report, std::string* error) {
       return false;
     }
   }
+  const auto wall0 = std::chrono::steady_clock::now();
+  const double cpu0 = CpuSeconds();
 
   // Every activation on every calibration row, from the runtime's float path.
   std::vector<std::vector<float>> values;
   uint32_t last_pct = 0;
-  Progress(o, fmt::format("calibrating on {} rows of {}", n, o.calib_path));
-  if (!host::CollectActivations(f, data.x, n, &values, error, [&](uint32_t done, uint32_t total) {
+  Progress(o, fmt::format("calibrating on {} rows of {} ({} held out to check the goals)", n, o.calib_path,
+                          check.rows));
+  if (!host::CollectActivations(f, fit.x, n, &values, error, [&](uint32_t done, uint32_t total) {
         const uint32_t pct = static_cast<uint32_t>(100ull * done / total);
         if (pct / 10 != last_pct / 10 || done == total) {
           Progress(o, fmt::format("  float activations: {}/{} rows ({}%)", done, total, pct));
@@ -313,87 +439,301 @@ bool Convert(const Options& o, Report* report, std::string* error) {
         }
       }))
     return false;
-  std::vector<host::TaskEvaluation> float_eval;
-  if (!host::EvaluateModel(float_rt, spec, data, model_task, -1, &float_eval, error)) return false;
   float_rt.Unload();
+  std::vector<double> goal_loss;
+  for (const auto& t : spec.tasks) goal_loss.push_back(GoalLoss(t.type, goals));
+  Scorer search, fit_scorer, check_scorer;
+  if (!search.Init(src, spec, Subset(fit, SearchRows(fit)), model_task, goal_loss, error) ||
+      !fit_scorer.Init(src, spec, fit, model_task, goal_loss, error) ||
+      !check_scorer.Init(src, spec, check, model_task, goal_loss, error))
+    return false;
   // The int8 model is chosen and checked by these metrics: rows that cannot
   // measure one (a single row, or one class only) would pick blindly.
-  for (const auto& t : float_eval) {
-    const std::string metric = host::PrimaryMetricName(t.type);
-    if (!std::isfinite(host::MetricValue(t, metric))) {
-      *error = fmt::format("{}: {} calibration rows ({} with a label for task '{}') cannot measure "
-                           "its {}, so int8 could not be compared with float; use more rows "
-                           "(both classes of a binary task, at least two rows)",
-                           o.calib_path, n, t.rows, t.name, metric);
-      return false;
+  for (const Scorer* s : {&fit_scorer, &check_scorer}) {
+    for (const auto& t : s->float_metrics()) {
+      const std::string metric = host::PrimaryMetricName(t.type);
+      if (!std::isfinite(host::MetricValue(t, metric))) {
+        *error = fmt::format("{}: {} rows ({} with a label for task '{}') cannot measure its {}, so "
+                             "int8 could not be compared with float; use more rows (both classes of a "
+                             "binary task, at least two rows)",
+                             s == &fit_scorer ? "calibration" : report->check_source, s->rows().rows,
+                             t.rows, t.name, metric);
+        return false;
+      }
     }
   }
 
-  // Quantize with each candidate method and score it on the same rows.
-  std::vector<CalibrationMethod> methods = {o.method};
-  if (o.method == CalibrationMethod::kAuto)
-    methods = {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile, CalibrationMethod::kMse};
-  report->requested = host::CalibrationMethodName(o.method);
-  fb::ModelT best;
-  std::vector<float> best_input_values;  // the equalized standardized input, for the report
-  bool best_equalized = false;
-  double best_score = std::numeric_limits<double>::infinity();
+  // Each method's range for every tensor and for every input feature.
+  const std::vector<CalibrationMethod> methods = {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile,
+                                                  CalibrationMethod::kMse};
   const int std_t = host::StandardizedInputTensor(f);
+  const int features = static_cast<int>(f.inputs.size());
+  std::vector<std::vector<host::Range>> table, feature_table;
   for (CalibrationMethod m : methods) {
-    // Equalize the raw inputs' ranges first (see EqualizeInputs): the
-    // calibrated per-feature ranges use the same method.
-    fb::ModelT fe = DeepCopy(f);
-    std::vector<float> input_values;
-    bool equalized = false;
-    if (o.equalize_inputs && std_t >= 0) {
-      const int features = static_cast<int>(f.inputs.size());
-      std::vector<float> c, h;
-      if (host::EqualizeInputs(&fe, host::ChannelRanges(values[std_t], features, m, o.percentile), &c, &h)) {
-        equalized = true;
-        input_values = values[std_t];
-        for (size_t i = 0; i < input_values.size(); ++i)
-          input_values[i] = (input_values[i] - c[i % features]) / h[i % features];
-      }
+    table.push_back(host::CalibrateRanges(values, m, o.percentile));
+    if (std_t >= 0) feature_table.push_back(host::ChannelRanges(values[std_t], features, m, o.percentile));
+  }
+  // What the search chooses, slot by slot: with input equalization, the
+  // range of each feature (EqualizeInputs); then the range of each tensor
+  // that an operator quantizes to a calibrated range (LOGISTIC and TANH have
+  // fixed scales; an equalized input has its own).
+  size_t feature_slots = 0;
+  if (o.equalize_inputs && std_t >= 0) {
+    fb::ModelT probe = f;
+    if (host::EqualizeInputs(&probe, feature_table[0])) feature_slots = static_cast<size_t>(features);
+  }
+  std::vector<int32_t> searched;
+  for (const auto& op : f.operators) {
+    switch (op->opcode) {
+      case fb::OpCode::QUANTIZE:
+        if (feature_slots > 0) break;
+        [[fallthrough]];
+      case fb::OpCode::FULLY_CONNECTED:
+      case fb::OpCode::MUL:
+      case fb::OpCode::ADD:
+      case fb::OpCode::ATTENTION_POOL:
+        searched.push_back(op->outputs[0]);
+        break;
+      default:
+        break;
     }
-    std::vector<host::Range> ranges = host::CalibrateRanges(values, m, o.percentile);
-    if (equalized) ranges[std_t] = host::EqualizedInputRange();
-    host::QuantizeOptions qo;
-    qo.float_heads = o.float_heads;
-    fb::ModelT q = host::QuantizeModel(fe, ranges, qo);
-    RuntimeModel rt;
-    std::vector<host::TaskEvaluation> q_eval;
-    if (rt.Load(host::FinishModel(q, kCalibrationBatch), 0, MTAN_BACKEND_DEFAULT, error) != MTAN_OK ||
-        !host::EvaluateModel(rt, spec, data, model_task, -1, &q_eval, error)) {
-      *error = std::string("int8 model (") + host::CalibrationMethodName(m) + "): " + *error;
+  }
+  const size_t slots = feature_slots + searched.size();
+  const size_t n_ops = f.operators.size();
+  std::vector<int> choice(slots, 0);
+  std::vector<char> float_ops(n_ops, 0);
+  fb::ModelT corrected;  // the bias-corrected float model, when use_corrected
+  bool use_corrected = false;
+  host::QuantizeOptions qo;
+  qo.float_heads = o.float_heads;
+  // The float model with its inputs equalized by the chosen feature ranges.
+  auto equalize = [&](const std::vector<int>& ch, std::vector<float>* c = nullptr,
+                      std::vector<float>* h = nullptr) {
+    fb::ModelT fm = f;
+    if (feature_slots > 0) {
+      std::vector<host::Range> r(feature_slots);
+      for (size_t i = 0; i < feature_slots; ++i) r[i] = feature_table[ch[i]][i];
+      host::EqualizeInputs(&fm, r, c, h);
+    }
+    return fm;
+  };
+  auto ranges_for = [&](const std::vector<int>& ch, size_t tensors) {
+    std::vector<host::Range> r = table[1];
+    for (size_t k = 0; k < searched.size(); ++k) r[searched[k]] = table[ch[feature_slots + k]][searched[k]];
+    if (feature_slots > 0) r[std_t] = host::EqualizedInputRange();
+    r.resize(tensors);
+    return r;
+  };
+  auto quantize = [&](const fb::ModelT& fm, const std::vector<int>& ch, const std::vector<char>& fo) {
+    host::QuantizeOptions q = qo;
+    q.float_ops = fo;
+    return host::QuantizeModel(fm, ranges_for(ch, fm.tensors.size()), q);
+  };
+  fb::ModelT equalized;  // equalize(choice), once the ranges are chosen
+  auto float_model = [&]() -> const fb::ModelT& { return use_corrected ? corrected : equalized; };
+  auto build = [&](const std::vector<int>& ch) { return quantize(equalize(ch), ch, float_ops); };
+  auto fit_tasks = [&](fb::ModelT& q, std::vector<TaskReport>* out) {
+    std::vector<host::TaskEvaluation> e;
+    if (!fit_scorer.Metrics(q, &e, error)) return false;
+    *out = CompareTasks(fit_scorer.float_metrics(), e);
+    return true;
+  };
+
+  // One method for every tensor: each candidate (auto starts its search from
+  // the one with the least expected loss).
+  report->requested = host::CalibrationMethodName(o.method);
+  double best = std::numeric_limits<double>::infinity();
+  std::vector<int> start(slots, 0);
+  for (size_t m = 0; m < methods.size(); ++m) {
+    if (o.method != CalibrationMethod::kAuto && methods[m] != o.method) continue;
+    std::vector<int> ch(slots, static_cast<int>(m));
+    CandidateReport c;
+    c.method = host::CalibrationMethodName(methods[m]);
+    std::vector<double> e;
+    fb::ModelT q = build(ch);
+    if (!search.Expected(q, &e, error) || !fit_tasks(q, &c.tasks)) {
+      *error = "int8 model (" + c.method + "): " + *error;
       return false;
     }
-    CandidateReport c;
-    c.method = host::CalibrationMethodName(m);
-    c.tasks = CompareTasks(float_eval, q_eval);
-    c.score = Score(c.tasks);
-    std::string line = fmt::format("  {:<10} worst task at {:.2f} of its goal:", c.method, c.score);
-    for (const auto& t : c.tasks) {
-      const MetricDelta* p = FindMetric(t, t.primary);
-      line += fmt::format(" {} {} {:+.5f}", t.name, t.primary, p ? p->delta() : 0.0);
-    }
-    Progress(o, line);
-    if (c.score < best_score) {
-      best_score = c.score;
-      best = std::move(q);
-      best_input_values = std::move(input_values);
-      best_equalized = equalized;
-      report->method = c.method;
-      report->tasks = c.tasks;
+    c.expected = Total(e);
+    c.score = Score(c.tasks, goals);
+    Progress(o, fmt::format("  {:<10} expected loss {:.2f} goals, worst task at {:.2f} of its goal:{}", c.method,
+                            c.expected, c.score, TaskLine(c.tasks)));
+    if (c.expected < best) {
+      best = c.expected;
+      start = ch;
     }
     report->candidates.push_back(std::move(c));
   }
+  choice = start;
+  if (o.method == CalibrationMethod::kAuto) {
+    Progress(o, fmt::format("  per-tensor search over {} input features and {} tensors x {} methods",
+                            feature_slots, searched.size(), methods.size()));
+    if (!SearchRanges(search, build, slots, static_cast<int>(methods.size()), 2, &choice, &best, error))
+      return false;
+    report->method = "per-tensor";
+    Progress(o, fmt::format("  per-tensor: expected loss {:.2f} goals", best));
+  } else {
+    report->method = host::CalibrationMethodName(o.method);
+  }
+
+  // Bias correction, kept when it lowers the expected loss; redone whenever
+  // the float fallback changes which layers are int8.
+  equalized = equalize(choice);
+  std::vector<double> expected;  // per task, of the current model on the search rows
+  auto correct = [&]() {
+    fb::ModelT c = equalized;
+    double largest = 0.0;
+    const std::vector<char> fo = float_ops;
+    if (!CorrectBiases(&c, [&](const fb::ModelT& fm) { return quantize(fm, choice, fo); },
+                       search.rows().x.data(), static_cast<uint32_t>(search.rows().rows), &largest, error))
+      return false;
+    corrected = std::move(c);
+    return true;
+  };
+  auto current = [&]() { return quantize(float_model(), choice, float_ops); };
+  auto rescore = [&]() {
+    fb::ModelT q = current();
+    return search.Expected(q, &expected, error);
+  };
+  if (!rescore()) return false;
+  if (o.bias_correction) {
+    if (!correct()) return false;
+    use_corrected = true;
+    const std::vector<double> before = expected;
+    if (!rescore()) return false;
+    Progress(o, fmt::format("  bias correction: expected loss {:.2f} -> {:.2f} goals", Total(before), Total(expected)));
+    report->bias_correction_gain = Total(expected) > 0 ? Total(before) / Total(expected) : 0.0;
+    if (Total(expected) >= Total(before)) {
+      use_corrected = false;
+      expected = before;
+    }
+  }
+  report->bias_correction = use_corrected;
+  auto worst = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
+
+  // Float fallback: while a task's expected loss is over the aim, keep the
+  // operators it is most sensitive to in float, fewest first.
+  std::vector<int> failing;
+  for (size_t t = 0; t < expected.size(); ++t)
+    if (expected[t] > goals.aim) failing.push_back(static_cast<int>(t));
+  if (!failing.empty() && o.float_fallback) {
+    std::string names;
+    for (int t : failing) names += fmt::format(" {} {:.2f}", spec.tasks[t].name, expected[t]);
+    Progress(o, fmt::format("  expected loss over {:.2f} of a goal:{}; ranking layers for the float fallback",
+                            goals.aim, names));
+    std::vector<int> candidates;
+    {
+      fb::ModelT q = current();
+      for (size_t op = 0; op < n_ops; ++op)
+        if (q.tensors.at(f.operators[op]->outputs[0])->dtype == fb::DType::INT8) candidates.push_back(static_cast<int>(op));
+    }
+    std::vector<Sensitivity> ranking;
+    // Trials run without bias correction: biases corrected for one set of
+    // int8 layers are wrong for another.
+    if (!RankSensitivity(search, [&](const std::vector<char>& fo) { return quantize(equalized, choice, fo); },
+                         n_ops, candidates, failing, &ranking, error))
+      return false;
+    {
+      std::string top;
+      for (size_t k = 0; k < ranking.size() && k < 6; ++k)
+        top += fmt::format(" {} {:.2f}", f.tensors[f.operators[ranking[k].op]->outputs[0]]->name, ranking[k].score);
+      Progress(o, "  most sensitive (expected loss with only it in int8):" + top);
+    }
+    // Re-fits the biases for the current float_ops and rescores.
+    auto refit = [&]() { return (!use_corrected || correct()) && rescore(); };
+    auto excess = [&](const std::vector<double>& e) {
+      double x = 0.0;
+      for (double v : e) x += std::max(0.0, v - goals.aim);
+      return x;
+    };
+    // Each step tries the most sensitive operators not yet in float and
+    // keeps the one that leaves the least expected loss over the aim.
+    std::vector<int> fallen;
+    while (worst(expected) > goals.aim) {
+      int pick = -1;
+      double pick_excess = std::numeric_limits<double>::infinity();
+      int tried = 0;
+      for (const Sensitivity& s : ranking) {
+        if (float_ops[s.op] || tried == kFallbackTrials) continue;
+        ++tried;
+        float_ops[s.op] = 1;
+        std::vector<double> e;
+        fb::ModelT trial = quantize(equalized, choice, float_ops);
+        const bool ok = search.Expected(trial, &e, error);
+        float_ops[s.op] = 0;
+        if (!ok) return false;
+        if (excess(e) < pick_excess) {
+          pick_excess = excess(e);
+          pick = s.op;
+        }
+      }
+      if (pick < 0) break;  // every operator is in float already
+      float_ops[pick] = 1;
+      fallen.push_back(pick);
+      if (!refit()) return false;
+      Progress(o, fmt::format("    + {:<28} worst task's expected loss {:.2f} of its goal",
+                              f.tensors[f.operators[pick]->outputs[0]]->name, worst(expected)));
+    }
+    // The fewest: drop every fallback the aim does not need after all.
+    for (size_t k = fallen.size(); k-- > 0 && fallen.size() > 1;) {
+      const int op = fallen[k];
+      float_ops[op] = 0;
+      const std::vector<double> keep = expected;
+      if (!refit()) return false;
+      if (worst(expected) <= goals.aim) {
+        Progress(o, fmt::format("    - {:<28} not needed", f.tensors[f.operators[op]->outputs[0]]->name));
+        fallen.erase(fallen.begin() + static_cast<long>(k));
+      } else {
+        float_ops[op] = 1;
+        expected = keep;
+      }
+    }
+    if (!refit()) return false;
+    for (int op : fallen) {
+      FallbackReport fr;
+      fr.name = f.tensors[f.operators[op]->outputs[0]]->name;
+      for (const Sensitivity& s : ranking)
+        if (s.op == op) fr.sensitivity = s.score;
+      std::vector<char> without = float_ops;
+      without[op] = 0;
+      fr.added_bytes = FileBytes(current()) - FileBytes(quantize(float_model(), choice, without));
+      report->fallback.push_back(fr);
+    }
+    report->fallback_bytes =
+        FileBytes(current()) - FileBytes(quantize(float_model(), choice, std::vector<char>(n_ops, 0)));
+  }
+  fb::ModelT q = current();
+  if (!fit_tasks(q, &report->fit_tasks)) return false;
+  for (size_t t = 0; t < report->fit_tasks.size(); ++t) report->fit_tasks[t].expected = expected[t];
+
+  // The goals, judged on the check rows: the loss expected from their
+  // distortion within the goal, and the measured loss not over it by more
+  // than kCheckSigmas standard errors (rows this few cannot resolve less).
+  {
+    std::vector<host::TaskEvaluation> e;
+    std::vector<double> se, ex;
+    if (!check_scorer.Compare(q, kBootstrapResamples, &e, &se, error) || !check_scorer.Expected(q, &ex, error))
+      return false;
+    report->tasks = CompareTasks(check_scorer.float_metrics(), e);
+    report->goals_met = true;
+    for (size_t t = 0; t < report->tasks.size(); ++t) {
+      TaskReport& tr = report->tasks[t];
+      tr.loss_se = se[t];
+      tr.expected = ex[t];
+      report->goals_met = report->goals_met && GoalMet(tr, goals);
+    }
+    Progress(o, fmt::format("  check rows ({}): worst task at {:.2f} of its goal:{}", check.rows,
+                            Score(report->tasks, goals), TaskLine(report->tasks)));
+  }
+  report->evaluations = search.evaluations() + fit_scorer.evaluations() + check_scorer.evaluations();
+  report->calibration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  report->calibration_cpu_seconds = CpuSeconds() - cpu0;
 
   // Metadata: where it came from, how it was calibrated, what it scores.
-  fb::ModelT& q = best;
-  // Per-channel weight zero points are all 0, the format's default: not
-  // storing them saves 4 bytes per output channel.
-  for (auto& t : q.tensors)
-    if (t->buffer != 0 && t->dtype == fb::DType::INT8 && t->quantization) t->quantization->zero_point.clear();
+  const bool eq = feature_slots > 0;
+  StripWeightZeroPoints(q);
   if (!q.metadata) q.metadata = std::make_unique<fb::MetadataT>();
   fb::MetadataT& md = *q.metadata;
   const std::string source_producer = md.producer;
@@ -403,9 +743,16 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   SetProperty(md, "calibration", report->method);
   SetProperty(md, "calibration_requested", report->requested);
   SetProperty(md, "calibration_rows", std::to_string(n));
-  SetProperty(md, "input_equalization", best_equalized ? "per-feature" : "off");
+  SetProperty(md, "check_rows", std::to_string(check.rows));
+  SetProperty(md, "input_equalization", eq ? "per-feature" : "off");
   SetProperty(md, "heads", o.float_heads ? "float" : "int8");
-  if (report->method == "percentile") SetProperty(md, "calibration_percentile", fmt::format("{}", o.percentile));
+  SetProperty(md, "bias_correction", use_corrected ? "on" : "off");
+  {
+    std::string names;
+    for (const auto& fr : report->fallback) names += (names.empty() ? "" : ",") + fr.name;
+    SetProperty(md, "float_fallback", names.empty() ? "none" : names);
+  }
+  SetProperty(md, "goals", report->goals_met ? "met" : "missed");
   for (const auto& t : report->tasks) {
     for (const auto& m : t.metrics) {
       AddMetric(md, "float/" + t.name + "/" + m.name, m.float_value);
@@ -416,7 +763,7 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   // Golden cases, then the arena for the chosen maximum batch.
   const uint32_t max_batch = o.max_batch ? o.max_batch : (f.max_batch ? f.max_batch : 1);
   q.max_batch = max_batch;
-  if (!AddGoldenCases(q, data, o, report, error)) return false;
+  if (!AddGoldenCases(q, fit, o, report, error)) return false;
   std::vector<uint8_t> file = host::FinishModel(q, max_batch);
   {
     RuntimeModel rt;
@@ -446,19 +793,41 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   {
     std::vector<const std::vector<float>*> layer_values;
     for (const auto& v : values) layer_values.push_back(&v);
-    if (best_equalized) layer_values[std_t] = &best_input_values;
-    if (!CompareLayers(f, layer_values, q, data, &report->layers, error)) return false;
+    std::vector<float> input_values;
+    std::map<std::string, std::string> range;
+    if (eq) {
+      // The equalized standardized input the int8 model quantizes.
+      std::vector<float> c, h;
+      equalize(choice, &c, &h);
+      input_values = values[std_t];
+      for (size_t i = 0; i < input_values.size(); ++i)
+        input_values[i] = (input_values[i] - c[i % features]) / h[i % features];
+      layer_values[std_t] = &input_values;
+      for (size_t i = 0; i < feature_slots; ++i)
+        report->input_ranges.push_back({f.inputs[i]->name, host::CalibrationMethodName(methods[choice[i]])});
+      range[f.tensors[std_t]->name] = "per feature";
+    }
+    if (!CompareLayers(f, layer_values, q, fit, &report->layers, error)) return false;
+    for (size_t k = 0; k < searched.size(); ++k)
+      range[f.tensors[searched[k]]->name] = host::CalibrationMethodName(methods[choice[feature_slots + k]]);
+    for (const auto& op : f.operators)
+      if (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::TANH)
+        range[f.tensors[op->outputs[0]]->name] = "fixed";
+    for (auto& l : report->layers)
+      if (l.dtype == "int8" && range.count(l.name)) l.range = range[l.name];
   }
-  report->input_equalization = best_equalized;
+  report->input_equalization = eq;
   report->float_heads = o.float_heads;
 
-  // Report first, then the model: a failure leaves neither behind.
+  // Report first, then the model: a failure leaves neither behind. A model
+  // that misses a goal is written only when allowed.
+  report->written = report->goals_met || o.allow_over_goal;
   if (!o.report_path.empty()) {
     const std::string json = ReportJson(*report);
     if (!host::WriteFileAtomic(o.report_path, std::vector<uint8_t>(json.begin(), json.end()), error))
       return false;
   }
-  if (!host::WriteFileAtomic(o.out_path, file, error)) {
+  if (report->written && !host::WriteFileAtomic(o.out_path, file, error)) {
     if (!o.report_path.empty()) std::remove(o.report_path.c_str());
     return false;
   }
@@ -479,7 +848,10 @@ std::string ReportJson(const Report& r) {
       j["float"] = num(p ? p->float_value : NAN);
       j["int8"] = num(p ? p->int8_value : NAN);
       j["delta"] = num(p ? p->delta() : NAN);
-      j["goal_fraction"] = num(GoalFraction(t));
+      j["goal_fraction"] = num(GoalFraction(t, r.goals));
+      if (std::isfinite(t.loss_se)) j["loss_se"] = t.loss_se;
+      if (std::isfinite(t.expected)) j["expected_goal_fraction"] = t.expected;
+      j["goal_met"] = GoalMet(t, r.goals);
       ordered_json ms = ordered_json::object();
       for (const auto& m : t.metrics)
         ms[m.name] = {{"float", num(m.float_value)}, {"int8", num(m.int8_value)}, {"delta", num(m.delta())}};
@@ -494,11 +866,33 @@ std::string ReportJson(const Report& r) {
                       {"requested", r.requested},
                       {"rows", r.calibration_rows},
                       {"input_equalization", r.input_equalization ? "per-feature" : "off"},
-                      {"heads", r.float_heads ? "float" : "int8"}};
+                      {"heads", r.float_heads ? "float" : "int8"},
+                      {"bias_correction", r.bias_correction},
+                      {"bias_correction_gain", num(r.bias_correction_gain)},
+                      {"seconds", r.calibration_seconds},
+                      {"cpu_seconds", r.calibration_cpu_seconds},
+                      {"evaluations", r.evaluations}};
   ordered_json cands = ordered_json::object();
-  for (const auto& c : r.candidates) cands[c.method] = {{"score", num(c.score)}, {"tasks", tasks_json(c.tasks)}};
+  for (const auto& c : r.candidates)
+    cands[c.method] = {{"score", num(c.score)}, {"expected", num(c.expected)}, {"tasks", tasks_json(c.tasks)}};
   j["calibration"]["candidates"] = cands;
+  j["goals"] = {{"auc_drop", r.goals.auc_drop},
+                {"accuracy_drop", r.goals.accuracy_drop},
+                {"nmse_ratio", r.goals.nmse_ratio},
+                {"aim", r.goals.aim},
+                {"check_rows", r.check_rows},
+                {"check_source", r.check_source},
+                {"met", r.goals_met},
+                {"written", r.written}};
+  ordered_json inputs = ordered_json::object();
+  for (const auto& [name, method] : r.input_ranges) inputs[name] = method;
+  j["calibration"]["input_ranges"] = inputs;
   j["tasks"] = tasks_json(r.tasks);
+  j["fit_tasks"] = tasks_json(r.fit_tasks);
+  ordered_json fallback = ordered_json::array();
+  for (const auto& f : r.fallback)
+    fallback.push_back({{"name", f.name}, {"sensitivity", num(f.sensitivity)}, {"added_bytes", f.added_bytes}});
+  j["float_fallback"] = {{"layers", fallback}, {"bytes", r.fallback_bytes}};
   ordered_json layers = ordered_json::array();
   for (const auto& l : r.layers) {
     ordered_json lj;
@@ -506,6 +900,7 @@ std::string ReportJson(const Report& r) {
     lj["dtype"] = l.dtype;
     lj["channels"] = l.channels;
     if (l.dtype == "int8") {
+      lj["range"] = l.range;
       lj["scale"] = l.scale;
       lj["zero_point"] = l.zero_point;
       lj["clipped"] = num(l.saturated);
@@ -526,24 +921,56 @@ std::string ReportJson(const Report& r) {
 
 std::string ReportTable(const Report& r) {
   std::string s;
-  s += fmt::format("calibration: {} ({} requested) on {} rows, input equalization {}, {} heads\n\n",
-                   r.method, r.requested, r.calibration_rows,
-                   r.input_equalization ? "per-feature" : "off", r.float_heads ? "float" : "int8");
-  s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}\n", "task", "metric", "rows", "float",
-                   "int8", "delta");
+  s += fmt::format("calibration: {} ({} requested) on {} rows, input equalization {}, {} heads, bias "
+                   "correction {}\n",
+                   r.method, r.requested, r.calibration_rows, r.input_equalization ? "per-feature" : "off",
+                   r.float_heads ? "float" : "int8", r.bias_correction ? "on" : "off");
+  if (r.fallback.empty()) {
+    s += "float fallback: none\n";
+  } else {
+    std::string names;
+    for (const auto& f : r.fallback) names += fmt::format("{}{} (+{} B)", names.empty() ? "" : ", ", f.name, f.added_bytes);
+    s += fmt::format("float fallback: {} layer(s), +{} bytes: {}\n", r.fallback.size(), r.fallback_bytes, names);
+  }
+  s += fmt::format("calibration time: {:.1f} s wall, {:.1f} s CPU, {} candidate runs\n", r.calibration_seconds,
+                   r.calibration_cpu_seconds, r.evaluations);
+  s += fmt::format("\ngoals (AUC drop <= {}, accuracy drop <= {} points, NMSE <= {}x float), judged on {} "
+                   "held-out rows ({}): {}\n",
+                   r.goals.auc_drop, 100.0 * r.goals.accuracy_drop, r.goals.nmse_ratio, r.check_rows,
+                   r.check_source, r.goals_met ? "met" : "MISSED");
+  s += "  loss: measured as a fraction of the goal (+- its standard error); expected: the loss the outputs'\n"
+       "  distortion should cost; a goal is met when expected <= 1 and measured <= 1 + " +
+       fmt::format("{}", r.goals.check_sigmas) + " SE\n";
+  s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}  {:<16} {:>8} {:>9}\n", "task", "metric", "rows",
+                   "float", "int8", "delta", "loss (goals)", "expected", "fit rows");
   for (const auto& t : r.tasks) {
+    const TaskReport* fit = nullptr;
+    for (const auto& ft : r.fit_tasks)
+      if (ft.name == t.name) fit = &ft;
     for (const auto& m : t.metrics) {
-      s += fmt::format("{:<16} {:<10} {:>8} {:>10.5f} {:>10.5f} {:>+10.5f}{}\n", t.name, m.name,
-                       t.rows, m.float_value, m.int8_value, m.delta(),
-                       m.name == t.primary && GoalFraction(t) > 1.0 ? "  over goal" : "");
+      std::string tail;
+      if (m.name == t.primary) {
+        const double g = GoalLoss(t.primary == "auc" ? host::TaskType::kBinary
+                                  : t.primary == "accuracy" ? host::TaskType::kMulticlass
+                                                            : host::TaskType::kRegression, r.goals);
+        const std::string loss = std::isfinite(t.loss_se)
+                                     ? fmt::format("{:.2f} +- {:.2f}", GoalFraction(t, r.goals), t.loss_se / g)
+                                     : fmt::format("{:.2f}", GoalFraction(t, r.goals));
+        tail = fmt::format("  {:<16} {:>8} {:>9}{}", loss,
+                           std::isfinite(t.expected) ? fmt::format("{:.2f}", t.expected) : "-",
+                           fit && std::isfinite(fit->expected) ? fmt::format("{:.2f}", fit->expected) : "-",
+                           GoalMet(t, r.goals) ? "" : "  OVER GOAL");
+      }
+      s += fmt::format("{:<16} {:<10} {:>8} {:>10.5f} {:>10.5f} {:>+10.5f}{}\n", t.name, m.name, t.rows,
+                       m.float_value, m.int8_value, m.delta(), tail);
     }
   }
-  s += fmt::format("\n{:<36} {:>7} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "layer", "dtype", "chan",
-                   "scale", "cosine", "rel.rmse", "clip%");
+  s += fmt::format("\n{:<36} {:>7} {:>18} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "layer", "dtype", "range",
+                   "chan", "scale", "cosine", "rel.rmse", "clip%");
   for (const auto& l : r.layers) {
-    s += fmt::format("{:<36} {:>7} {:>6} {:>10} {:>9.6f} {:>9.5f} {:>7}\n", l.name, l.dtype,
-                     l.channels, l.dtype == "int8" ? fmt::format("{:.3g}", l.scale) : "-",
-                     l.cosine, l.relative_rmse,
+    s += fmt::format("{:<36} {:>7} {:>18} {:>6} {:>10} {:>9.6f} {:>9.5f} {:>7}\n", l.name, l.dtype,
+                     l.dtype == "int8" ? l.range : "-", l.channels,
+                     l.dtype == "int8" ? fmt::format("{:.3g}", l.scale) : "-", l.cosine, l.relative_rmse,
                      l.dtype == "int8" ? fmt::format("{:.3f}", 100.0 * l.saturated) : "-");
   }
   s += fmt::format("\nsizes: float file {} bytes, int8 file {} bytes ({:.3f}x), arena {} bytes at "

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "calibrate.h"
@@ -15,12 +17,32 @@
 
 namespace mtan::convert {
 
+// The goals an int8 model must meet on every task, against its float source,
+// and how the search aims at them. One policy: mtan-convert's --max-* options
+// set it, the search aims at it, the check judges by it.
+struct GoalPolicy {
+  double auc_drop = 0.001;       // binary: AUC may fall by at most this
+  double accuracy_drop = 0.002;  // multiclass: accuracy (a fraction) may fall by at most this
+  double nmse_ratio = 1.02;      // regression: NMSE may grow to at most this times float's
+  // The search and the float fallback stop once every task's expected loss
+  // (Scorer::Expected) is at most this fraction of its goal, leaving room for
+  // the sampling noise of rows they did not see (the check rows, a test set).
+  double aim = 0.5;
+  // On the check rows a task meets its goal when its expected loss is
+  // within the goal and its measured loss is not over the goal by more than
+  // this many standard errors.
+  double check_sigmas = 2.0;
+};
+
 struct Options {
   std::string model_path;   // float32 .mtan (mtan-train's output)
-  std::string calib_path;   // labelled CSV: calibration and validation rows
+  std::string calib_path;   // labelled CSV: calibration rows
+  std::string check_path;   // labelled CSV the goals are judged on; empty: every 5th calibration row
   std::string spec_path;    // task spec JSON
   std::string out_path;     // int8 .mtan, written atomically
   std::string report_path;  // optional JSON report, written atomically
+  // kAuto: each tensor's range chosen among minmax, percentile and mse by
+  // the task outputs (SearchRanges); otherwise that one method everywhere.
   host::CalibrationMethod method = host::CalibrationMethod::kAuto;
   double percentile = host::kDefaultPercentile;
   uint32_t max_batch = 0;  // 0: the source model's
@@ -30,13 +52,19 @@ struct Options {
   // 8-bit rounding of the logits alone cost 0.0004 purchase AUC on the
   // synthetic test set (tools/convert/RESULTS.md).
   bool float_heads = true;
+  bool bias_correction = true;  // CorrectBiases
+  bool float_fallback = true;   // keep the most sensitive layers in float until the goals hold
+  GoalPolicy goals;
+  // Write the model even when a goal is missed on the check rows (with a
+  // warning in the report); without it Convert writes no model then.
+  bool allow_over_goal = false;
   int golden_cases = 6;
   int golden_rows = 4;  // per case
   // Progress lines (calibration, candidates); nullptr for silence.
   std::function<void(const std::string&)> progress;
 };
 
-// One metric of one task, float against int8 (on the calibration rows).
+// One metric of one task, float against int8.
 struct MetricDelta {
   std::string name;
   double float_value = 0, int8_value = 0;
@@ -49,12 +77,19 @@ struct TaskReport {
   int64_t rows = 0;
   std::string primary;  // auc, accuracy or nmse
   std::vector<MetricDelta> metrics;
+  // Paired bootstrap standard error of the primary metric's loss (float -
+  // int8, or the NMSE ratio int8/float), on the check rows only; else NaN.
+  double loss_se = std::numeric_limits<double>::quiet_NaN();
+  // The loss the outputs' distortion on these rows is expected to cost, as a
+  // fraction of the goal (Scorer::Expected); NaN if not measured.
+  double expected = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Float against int8 activations of one tensor over the calibration rows.
 struct LayerReport {
   std::string name;
   std::string dtype;  // of the int8 model's tensor: "int8" or "float32"
+  std::string range;  // the calibration that set its int8 range ("fixed" for LOGISTIC/TANH)
   uint32_t channels = 0;
   float scale = 0;
   int32_t zero_point = 0;
@@ -65,35 +100,65 @@ struct LayerReport {
 
 struct CandidateReport {
   std::string method;
-  double score = 0;  // worst task's loss as a fraction of its goal (lower is better)
+  double score = 0;     // worst task's measured loss as a fraction of its goal (fit rows)
+  double expected = 0;  // expected losses summed over tasks, in goals (search rows)
   std::vector<TaskReport> tasks;
+};
+
+// One operator kept in float by the fallback, and what that costs.
+struct FallbackReport {
+  std::string name;         // its output tensor
+  double sensitivity = 0;   // expected loss (in goals) of the failing tasks with only it in int8
+  int64_t added_bytes = 0;  // file bytes it adds over int8
 };
 
 struct Report {
   std::string source_hash;  // Checksum64 of the source file, 16 hex digits
-  std::string method;       // the calibration used
-  std::string requested;    // what was asked for (auto picks among candidates)
-  int64_t calibration_rows = 0;
+  std::string method;       // the calibration used: minmax, percentile, mse or per-tensor
+  std::string requested;    // what was asked for
+  int64_t calibration_rows = 0;  // rows the ranges, biases and search were fitted on
+  int64_t check_rows = 0;        // rows the goals were judged on (none of the above)
+  std::string check_source;      // "every 5th calibration row" or the --check file
   bool input_equalization = false;
+  std::vector<std::pair<std::string, std::string>> input_ranges;  // feature, calibration of its range
   bool float_heads = false;
-  std::vector<CandidateReport> candidates;  // every method tried
-  std::vector<TaskReport> tasks;            // of the chosen method
+  bool bias_correction = false;      // applied (it is kept only when it lowers the expected loss)
+  double bias_correction_gain = 0;   // total expected loss before / after
+  std::vector<CandidateReport> candidates;  // every one-method calibration tried
+  std::vector<TaskReport> fit_tasks;  // the chosen model on the calibration rows
+  std::vector<TaskReport> tasks;      // ... and on the check rows: what the goals are judged on
+  std::vector<FallbackReport> fallback;
+  int64_t fallback_bytes = 0;  // file bytes of all the fallbacks together (with their QUANTIZE/DEQUANTIZE)
+  GoalPolicy goals;
+  bool goals_met = false;
+  bool written = false;  // the model file was written (goals met, or allowed over goal)
   std::vector<LayerReport> layers;
   uint64_t float_file_bytes = 0, int8_file_bytes = 0, arena_bytes = 0;
   uint32_t max_batch = 0;
   int golden_cases = 0;
   std::vector<std::vector<float>> golden_tolerances;  // per case, one per output
+  double calibration_seconds = 0;      // wall time from reading the rows to the chosen model
+  double calibration_cpu_seconds = 0;  // process CPU time over the same span
+  int64_t evaluations = 0;             // candidate models run through the runtime
 };
 
 // The whole conversion. Writes nothing on failure (false, *error says why:
 // unreadable or corrupted model, already int8, columns or tasks that do not
-// match, non-finite values, no rows, a file that cannot be written).
+// match, non-finite values, too few rows, a file that cannot be written).
+// On success the report says whether every goal held on the check rows
+// (goals_met); the model is written only then, or with allow_over_goal
+// (report->written). The JSON report is written either way.
 bool Convert(const Options& options, Report* report, std::string* error);
 
 // How far int8 fell short of float on the task's primary metric, as a
-// fraction of the goal (AUC 0.001, accuracy 0.002, NMSE x1.02):
-// <= 1 meets the goal. NaN metrics count as 0.
-double GoalFraction(const TaskReport& task);
+// fraction of the policy's goal: <= 1 meets the goal. NaN metrics count as 0.
+double GoalFraction(const TaskReport& task, const GoalPolicy& goals);
+// A task's goal as a loss (AUC or accuracy drop, NMSE ratio - 1).
+double GoalLoss(host::TaskType type, const GoalPolicy& goals);
+// The check rows' verdict: the expected loss (if measured) at most the goal,
+// and the measured loss at most the goal plus check_sigmas standard errors
+// (plus nothing when the error is unknown).
+bool GoalMet(const TaskReport& task, const GoalPolicy& goals);
 
 // The report as JSON and as the human-readable tables mtan-convert prints.
 std::string ReportJson(const Report& report);
