@@ -12,16 +12,21 @@
 
 #include "bench.h"
 #include "bench_test_util.h"
+#include "calibrate.h"
 #include "doctest/doctest.h"
 #include "instance.h"
 #include "model_io.h"
 #include "mtan/mtan.h"
 #include "onnx_peer.h"
+#include "quantize.h"
 #include "subprocess.h"
 #include "synthetic.h"
+#include "test_models.h"
 
 using namespace mtan;
 using namespace mtan::bench;
+namespace bt = mtan::bench::test;
+namespace mt = mtan::test;
 
 namespace {
 
@@ -36,17 +41,38 @@ int Count(const std::string& kernels, const std::string& op) {
   return 0;
 }
 
-int Int8FullyConnected(const std::string& path) {
+// The fully-connected layers of a file with int8 weights, and with float.
+std::pair<int, int> FullyConnected(const std::string& path) {
   std::vector<uint8_t> bytes;
   std::string error;
   REQUIRE(host::ReadFile(path, &bytes, &error));
   const host::ModelBytes b(bytes);
   const fb::Model* m = fb::GetModel(b.data());
-  int n = 0;
-  for (const fb::Operator* op : *m->operators())
-    n += op->opcode() == fb::OpCode::FULLY_CONNECTED &&
-         m->tensors()->Get(op->inputs()->Get(1))->dtype() == fb::DType::INT8;
-  return n;
+  int int8 = 0, f32 = 0;
+  for (const fb::Operator* op : *m->operators()) {
+    if (op->opcode() != fb::OpCode::FULLY_CONNECTED) continue;
+    (m->tensors()->Get(op->inputs()->Get(1))->dtype() == fb::DType::INT8 ? int8 : f32) += 1;
+  }
+  return {int8, f32};
+}
+
+// The tiny model as mtan-convert writes one: float heads, and the weights'
+// zero points (all 0) not stored.
+std::string WriteConvertedInt8(const bt::TempDir& dir, uint32_t seed) {
+  fb::ModelT f = mt::FloatModel(seed);
+  std::vector<std::vector<float>> values;
+  std::string error;
+  REQUIRE_MESSAGE(host::CollectActivations(f, mt::RandomRows(seed + 1, 512), 512, &values,
+                                           &error), error);
+  host::QuantizeOptions options;
+  options.float_heads = true;
+  fb::ModelT q =
+      host::QuantizeModel(f, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax), options);
+  for (auto& t : q.tensors)
+    if (t->buffer != 0 && t->dtype == fb::DType::INT8 && t->quantization) t->quantization->zero_point.clear();
+  const std::string path = dir.File("conv.int8.mtan");
+  REQUIRE_MESSAGE(host::WriteFileAtomic(path, host::FinishModel(q, 16), &error), error);
+  return path;
 }
 
 }  // namespace
@@ -92,9 +118,9 @@ TEST_SUITE("onnx_peer") {
     CHECK(OnnxPeerMissing(c, {tools.scripts_dir, "/nonexistent"}).find("flatc --python") !=
           std::string::npos);
     // --onnx with a missing tool fails before anything is measured.
-    test::TempDir dir;
-    const auto [f, q] = test::WriteTinyModels(dir, 30);
-    const test::Outcome o = test::RunBench({"--model", q, "--onnx", "--onnx-node", "/nonexistent/node", "-q"});
+    bt::TempDir dir;
+    const auto [f, q] = bt::WriteTinyModels(dir, 30);
+    const bt::Outcome o = bt::RunBench({"--model", q, "--onnx", "--onnx-node", "/nonexistent/node", "-q"});
     CHECK(o.code == 1);
     CHECK_MESSAGE(o.err.find("--onnx: --onnx-node /nonexistent/node") != std::string::npos, o.err);
     CHECK(o.out.empty());
@@ -106,10 +132,11 @@ TEST_SUITE("onnx_peer") {
       MESSAGE("skipped: " << missing);
       return;
     }
-    test::TempDir dir;
-    const auto [f, q] = test::WriteTinyModels(dir, 31);
+    bt::TempDir dir;
+    const std::string f = bt::WriteTinyModels(dir, 31).first;
+    const std::string q = WriteConvertedInt8(dir, 31);
     const std::string onnx_dir = dir.File("onnx");
-    const test::Outcome o = test::RunBench(
+    const bt::Outcome o = bt::RunBench(
         {"--model", q, "--float-model", f, "--task", "click,all", "--batch", "1,3", "--compare",
          "float32", "--onnx", "--onnx-dir", onnx_dir, "--warmup", "1", "--runs", "2",
          "--min-seconds", "0", "--load-runs", "1", "--output", "json", "-q"});
@@ -117,8 +144,9 @@ TEST_SUITE("onnx_peer") {
     const auto j = nlohmann::json::parse(o.out);
     // 2 tasks x 2 batches x (model, float32, ORT int8, ORT float32, ORT identity).
     REQUIRE(j.size() == 2 * 2 * 5);
-    const int fc = Int8FullyConnected(q);
-    REQUIRE(fc > 0);
+    const auto [fc_int8, fc_float] = FullyConnected(q);
+    REQUIRE(fc_int8 > 0);
+    REQUIRE(fc_float > 0);  // the heads
     std::set<std::string> seen;
     for (const auto& row : j) {
       const std::string role = row["role"], dtype = row["dtype"], task = row["task"];
@@ -134,9 +162,10 @@ TEST_SUITE("onnx_peer") {
         CHECK(row["check_max_abs_diff"].get<double>() < (dtype == "int8" ? 0.1 : 1e-3));
         const std::string kernels = row["peer_kernels"];
         if (dtype == "int8" && task == "all") {
-          // Every int8 fully-connected layer ran as ORT's int8 QGemm.
-          CHECK_MESSAGE(Count(kernels, "QGemm") == fc, kernels);
-          CHECK_MESSAGE(Count(kernels, "Gemm") == 0, kernels);
+          // Every int8 fully-connected layer ran as ORT's int8 QGemm, the
+          // float heads as float Gemm (fused with their sigmoid or not).
+          CHECK_MESSAGE(Count(kernels, "QGemm") == fc_int8, kernels);
+          CHECK_MESSAGE(Count(kernels, "Gemm") + Count(kernels, "FusedGemm") == fc_float, kernels);
         }
         if (dtype == "float32") CHECK_MESSAGE(Count(kernels, "QGemm") == 0, kernels);
       }
@@ -145,12 +174,12 @@ TEST_SUITE("onnx_peer") {
     CHECK(seen == std::set<std::string>{"model/int8", "float32/float32", "onnxruntime/int8",
                                         "onnxruntime/float32", "onnxruntime-identity/float32"});
     // --onnx-dir keeps the exports and ORT's optimized graphs.
-    for (const char* name : {"tiny.int8.all.onnx", "tiny.int8.click.onnx", "tiny.float32.all.onnx",
-                             "tiny.int8.identity.onnx", "tiny.int8.all.ort.optimized.onnx"})
+    for (const char* name : {"conv.int8.all.onnx", "conv.int8.click.onnx", "tiny.float32.all.onnx",
+                             "conv.int8.identity.onnx", "conv.int8.all.ort.optimized.onnx"})
       CHECK_MESSAGE(std::filesystem::exists(onnx_dir + "/" + name), name);
 
     // The markdown names the kernels, the checks and the settings.
-    const test::Outcome md = test::RunBench(
+    const bt::Outcome md = bt::RunBench(
         {"--model", q, "--task", "all", "--compare", "none", "--onnx", "--onnx-api", "session",
          "--warmup", "0", "--runs", "1", "--min-seconds", "0", "--load-runs", "1", "-q"});
     REQUIRE_MESSAGE(md.code == 0, md.err);
@@ -168,8 +197,8 @@ TEST_SUITE("onnx_peer") {
       return;
     }
     const OnnxTools tools = DefaultOnnxTools();
-    test::TempDir dir;
-    const auto [f, q] = test::WriteTinyModels(dir, 32);
+    bt::TempDir dir;
+    const auto [f, q] = bt::WriteTinyModels(dir, 32);
     auto exporter = [&](std::vector<std::string> args, std::string* output) {
       std::vector<std::string> argv = {"/usr/bin/python3", tools.scripts_dir + "/mtan2onnx.py",
                                        "--schema-py", tools.schema_py};

@@ -87,13 +87,14 @@ class Exporter:
 
     def quant(self, t):
         q = self.tensor(t).Quantization()
-        if q is None or q.ScaleLength() == 0 or q.ZeroPointLength() == 0:
+        if q is None or q.ScaleLength() == 0:
             raise ExportError(f"int8 tensor '{self.name_of(t)}' has no quantization")
         return q
 
     def scale_zp(self, t):
+        """An activation's scale and zero point (absent: 0, the format's default)."""
         q = self.quant(t)
-        return self.np.float32(q.Scale(0)), int(q.ZeroPoint(0))
+        return self.np.float32(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
 
     def const(self, t, dtype):
         x = self.tensor(t)
@@ -183,8 +184,16 @@ class Exporter:
         elif code == C.FULLY_CONNECTED:
             x, w, b = ins
             if self.is_int8(w):
+                # Symmetric weights (zero points 0, which mtan-convert does
+                # not store); one scale per output channel, or one for all.
                 wq = self.quant(w)
-                ws = np.array(wq.ScaleAsNumpy(), np.float32)
+                rows = int(self.tensor(w).Shape(0))
+                ws = np.array(wq.ScaleAsNumpy(), np.float32).reshape(-1)
+                if ws.size == 1:
+                    ws = np.full(rows, ws[0], np.float32)
+                if ws.size != rows or (wq.ZeroPointLength() and np.any(wq.ZeroPointAsNumpy() != 0)):
+                    raise ExportError(f"'{self.name_of(w)}': weights need 1 or {rows} scales "
+                                      "and zero points 0")
                 sx, _ = self.scale_zp(x)
                 if not self.is_int8(x):
                     raise ExportError(f"'{name}': int8 weights on a float input")
