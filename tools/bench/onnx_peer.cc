@@ -260,7 +260,11 @@ bool OnnxPeer::Open(const std::string& path, uint32_t threads, uint32_t width,
   }
   json req = {{"cmd", "open"}, {"key", key}, {"path", path}, {"threads", threads}, {"width", width}};
   const bool inspect = !profiled_[path];
-  if (inspect) req["inspect"] = path.substr(0, path.size() - 5) + ".ort";
+  if (inspect) {
+    // x.onnx -> x.ort.optimized.onnx and x.ort.profile_<time>.json beside it.
+    const fs::path p(path);
+    req["inspect"] = (p.parent_path() / p.stem()).string() + ".ort";
+  }
   std::string reply;
   if (!Call(req.dump(), kOpenTimeoutS, &reply, error)) return false;
   const json j = json::parse(reply);
