@@ -11,8 +11,8 @@ The same function with the same weights, operator by operator:
 - a float32 model becomes float ONNX (Gemm, Sigmoid, Tanh, Mul, Add, Softmax,
   ...);
 - an int8 model becomes QDQ ONNX: every int8 tensor is the output of a
-  QuantizeLinear with the file's scale and zero point, every consumer reads it
-  through a DequantizeLinear; fully-connected weights are int8 per output
+  QuantizeLinear with the file's scale and zero point, and each consumer
+  reads it through a DequantizeLinear of its own; fully-connected weights are int8 per output
   channel (axis 0, zero point 0) and biases int32 at s_x * s_w[o], so that
   ONNX Runtime's QDQ optimizer can fuse them into its int8 kernels (QGemm).
 
@@ -54,10 +54,10 @@ def read_model(path, fb):
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < FOOTER_BYTES + 8 or data[-4:] != b"MTCK":
-        raise ExportError(f"{path}: not a .mtan file (no MTCK footer)")
+        raise ExportError("not a .mtan file (no MTCK footer)")
     n = struct.unpack_from("<I", data, len(data) - 8)[0]
     if n != len(data) - FOOTER_BYTES or data[4:8] != b"MTAN":
-        raise ExportError(f"{path}: not a .mtan file (footer length {n}, file {len(data)} bytes)")
+        raise ExportError(f"not a .mtan file (footer length {n}, file {len(data)} bytes)")
     return fb.Model.Model.GetRootAsModel(bytearray(data[:n]), 0)
 
 
