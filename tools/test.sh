@@ -11,6 +11,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # directory keeps its generator.
 export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
 
+# --cross installs everything, mtan-bench's peers too (libtorch; python3-onnx,
+# Node.js and onnxruntime-node for bench.onnx_peer, which skips without them).
 bash tools/setup.sh --cross
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"

@@ -248,6 +248,11 @@ TEST_SUITE("onnx_peer") {
     CHECK_FALSE(exporter({dir.File("missing.mtan"), "-o", dir.File("x.onnx")}, &out));
     CHECK_MESSAGE(out.find("missing.mtan") != std::string::npos, out);
     CHECK_FALSE(std::filesystem::exists(dir.File("x.onnx")));
+    const std::vector<std::string> no_schema = {"/usr/bin/python3", tools.scripts_dir + "/mtan2onnx.py",
+                                                "--schema-py", "/nonexistent", q, "-o", dir.File("x.onnx")};
+    CHECK_FALSE(RunCommand(no_schema, &out, &error));
+    CHECK_MESSAGE(out.find("no flatc --python code of schema/mtan.fbs in /nonexistent") !=
+                      std::string::npos, out);
     CHECK_FALSE(exporter({q}, &out));  // no -o: a usage error
     CHECK_MESSAGE(out.find("-o/--output") != std::string::npos, out);
   }

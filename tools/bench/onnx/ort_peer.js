@@ -27,7 +27,7 @@
 //   input {key, rows (base64 float32), batch}
 //   check {key}                            -> out (base64 float32 [batch, width])
 //   time {key, n}                          -> us: n run times in microseconds
-//   close {key}
+// Sessions live until the process ends (mtan-bench closes its input).
 'use strict';
 
 const fs = require('fs');
@@ -117,7 +117,7 @@ function session(key) {
 async function handle(req) {
   switch (req.cmd) {
     case 'hello':
-      return { ort: ort.env.versions.node, common: ort.env.versions.common, node: process.version, api };
+      return { ort: ort.env.versions.node, node: process.version, api };
     case 'open': {
       if (sessions.has(req.key)) throw new Error(`session '${req.key}' is open already`);
       const t0 = process.hrtime.bigint();
@@ -163,12 +163,6 @@ async function handle(req) {
         }
       }
       return { us };
-    }
-    case 'close': {
-      const s = session(req.key);
-      if (s.pub) await s.pub.release(); else s.raw.dispose();
-      sessions.delete(req.key);
-      return {};
     }
     default:
       throw new Error(`unknown request '${req.cmd}'`);
