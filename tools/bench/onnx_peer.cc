@@ -73,9 +73,19 @@ std::string Stem(const std::string& name) {
   return s.empty() ? "model" : s;
 }
 
+// Fields of the peer's replies, read without throwing on a wrong type.
+std::string Str(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "?";
+}
+double Num(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+}
+
 std::string KernelList(const json& kernels) {
   std::vector<std::pair<int, std::string>> k;
-  for (auto it = kernels.begin(); it != kernels.end(); ++it) k.push_back({it.value().get<int>(), it.key()});
+  if (!kernels.is_object()) return "";
+  for (auto it = kernels.begin(); it != kernels.end(); ++it)
+    if (it.value().is_number_integer()) k.push_back({it.value().get<int>(), it.key()});
   std::sort(k.begin(), k.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
@@ -182,17 +192,16 @@ bool OnnxPeer::Start(const Config& c, std::string* error, const OnnxTools& tools
   }
   if (!child_.Start({c.onnx_node, tools_.scripts_dir + "/ort_peer.js", "--api=" + c.onnx_api}, error))
     return false;
-  std::string reply;
-  if (!Call(R"({"cmd":"hello"})", kOpenTimeoutS, &reply, error)) return false;
-  const json h = json::parse(reply);
-  description_ = "onnxruntime-node " + h.value("ort", "?") + " (Node.js " + h.value("node", "?") +
+  json h;
+  if (!Call(R"({"cmd":"hello"})", kOpenTimeoutS, &h, error)) return false;
+  description_ = "onnxruntime-node " + Str(h, "ort") + " (Node.js " + Str(h, "node") +
                  ", " + c.onnx_api + " run), CPU execution provider, intra-op threads = --threads, " +
                  "inter-op 1, sequential, graph optimization all, denormals as zero; int8 as QDQ " +
                  "with uint8 activations; exports in " + (remove_dir_ ? "a temporary folder" : dir_);
   return true;
 }
 
-bool OnnxPeer::Call(const std::string& request, double timeout_s, std::string* reply,
+bool OnnxPeer::Call(const std::string& request, double timeout_s, json* reply,
                     std::string* error) {
   std::string line;
   if (!child_.Request(request, &line, timeout_s, error)) {
@@ -204,11 +213,11 @@ bool OnnxPeer::Call(const std::string& request, double timeout_s, std::string* r
     *error = "ONNX Runtime peer: not a reply: " + line.substr(0, 200);
     return false;
   }
-  if (!j.value("ok", false)) {
-    *error = "ONNX Runtime peer: " + j.value("error", std::string("failed"));
+  if (!j.contains("ok") || j["ok"] != true) {
+    *error = "ONNX Runtime peer: " + Str(j, "error");
     return false;
   }
-  *reply = std::move(line);
+  *reply = std::move(j);
   return true;
 }
 
@@ -265,14 +274,13 @@ bool OnnxPeer::Open(const std::string& path, uint32_t threads, uint32_t width,
     const fs::path p(path);
     req["inspect"] = (p.parent_path() / p.stem()).string() + ".ort";
   }
-  std::string reply;
-  if (!Call(req.dump(), kOpenTimeoutS, &reply, error)) return false;
-  const json j = json::parse(reply);
+  json j;
+  if (!Call(req.dump(), kOpenTimeoutS, &j, error)) return false;
   auto s = std::make_unique<Session>();
   s->key = key;
-  s->load_us = j.value("load_us", 0.0);
+  s->load_us = Num(j, "load_us");
   if (inspect) {
-    s->kernels = KernelList(j.value("kernels", json::object()));
+    s->kernels = KernelList(j.contains("kernels") ? j["kernels"] : json());
     profiled_[path] = true;
   } else {
     for (const auto& [k, other] : sessions_)
@@ -287,15 +295,15 @@ bool OnnxPeer::SetInput(const Session& s, const std::vector<float>& rows, uint32
                         std::string* error) {
   const json req = {{"cmd", "input"}, {"key", s.key}, {"batch", batch},
                     {"rows", Base64(rows.data(), rows.size() * sizeof(float))}};
-  std::string reply;
+  json reply;
   return Call(req.dump(), kRunTimeoutS, &reply, error);
 }
 
 bool OnnxPeer::Run(const Session& s, std::vector<float>* out, std::string* error) {
-  std::string reply;
+  json reply;
   if (!Call(json{{"cmd", "check"}, {"key", s.key}}.dump(), kRunTimeoutS, &reply, error)) return false;
   std::vector<uint8_t> bytes;
-  if (!FromBase64(json::parse(reply).value("out", std::string()), &bytes) || bytes.size() % 4 != 0) {
+  if (!FromBase64(Str(reply, "out"), &bytes) || bytes.size() % 4 != 0) {
     *error = "ONNX Runtime peer: the output is not base64 float32";
     return false;
   }
@@ -305,11 +313,10 @@ bool OnnxPeer::Run(const Session& s, std::vector<float>* out, std::string* error
 }
 
 bool OnnxPeer::Time(const Session& s, int n, std::vector<double>* us, std::string* error) {
-  std::string reply;
-  if (!Call(json{{"cmd", "time"}, {"key", s.key}, {"n", n}}.dump(), kRunTimeoutS, &reply, error))
+  json j;
+  if (!Call(json{{"cmd", "time"}, {"key", s.key}, {"n", n}}.dump(), kRunTimeoutS, &j, error))
     return false;
-  const json j = json::parse(reply);
-  const json t = j.value("us", json());
+  const json t = j.contains("us") ? j["us"] : json();
   if (!t.is_array() || t.size() != static_cast<size_t>(n) ||
       !std::all_of(t.begin(), t.end(), [](const json& v) { return v.is_number(); })) {
     *error = "ONNX Runtime peer: " + std::to_string(n) + " run times asked, another answer";

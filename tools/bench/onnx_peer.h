@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "bench.h"
 #include "instance.h"
 #include "subprocess.h"
@@ -77,7 +79,9 @@ class OnnxPeer {
   bool Time(const Session& s, int n, std::vector<double>* us, std::string* error);
 
  private:
-  bool Call(const std::string& request, double timeout_s, std::string* reply, std::string* error);
+  // One request; *reply is the peer's answer when it says ok.
+  bool Call(const std::string& request, double timeout_s, nlohmann::json* reply,
+            std::string* error);
   OnnxTools tools_;
   std::string python_, dir_, description_;
   bool remove_dir_ = false;
