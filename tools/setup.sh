@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what mtan needs from Debian 12, and only what is missing.
 # Idempotent: runs `apt-get update` at most once, never prompts.
-#   tools/setup.sh            runtime, tools, tests and trainer (the demo)
-#   tools/setup.sh --runtime  runtime, tools and tests only (no libtorch)
+#   tools/setup.sh            runtime, tools, tests and trainer (the demo), and
+#                             mtan-bench's peers: libtorch, and ONNX Runtime
+#                             (python3-onnx for the exporter, Node.js and
+#                             onnxruntime-node from npm, tools/bench/onnx/)
+#   tools/setup.sh --runtime  runtime, tools and tests only (no peers)
 #   tools/setup.sh --sanitizers  also clang 14 and its sanitizer and libFuzzer
 #                             runtimes (tests/fuzz/run-sanitizers.sh)
 #   tools/setup.sh --cross    all of the above, and the ARM cross compilers,
@@ -23,6 +26,12 @@ if [ "$mode" != "--runtime" ]; then
   # libtorch calls the system BLAS: without OpenBLAS it falls back to the
   # reference BLAS and trains ~14x slower.
   want+=(libtorch-dev libopenblas0-pthread gnuplot-nox)
+  # mtan-bench --onnx: Debian's python3 (not a pyenv one) reads .mtan files
+  # and writes ONNX; Node.js runs onnxruntime-node. A Node.js from elsewhere
+  # (NodeSource's, which bundles npm) is kept.
+  want+=(python3 python3-onnx python3-flatbuffers python3-numpy)
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 
 SUDO=""
@@ -56,14 +65,28 @@ installed() {
 }
 missing=()
 for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "setup: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-# A mirror caught mid-sync can fail one index ("File has unexpected size"):
-# try once more, then go on; a package really missing fails the install.
-if ! $SUDO apt-get update -qq; then
-  sleep 10
-  $SUDO apt-get update -qq || echo "setup: apt-get update incomplete; continuing" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # A mirror caught mid-sync can fail one index ("File has unexpected size"):
+  # try once more, then go on; a package really missing fails the install.
+  if ! $SUDO apt-get update -qq; then
+    sleep 10
+    $SUDO apt-get update -qq || echo "setup: apt-get update incomplete; continuing" >&2
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+
+# onnxruntime-node, pinned by tools/bench/onnx/package-lock.json, into
+# tools/bench/onnx/node_modules (git-ignored): only when missing or older
+# than the lock file. ONNXRUNTIME_NODE_INSTALL=skip: its postinstall would
+# otherwise download GPU binaries; the CPU library ships in the package.
+if [ "$mode" != "--runtime" ]; then
+  onnx_dir="$(cd "$(dirname "$0")" && pwd)/bench/onnx"
+  stamp="$onnx_dir/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$onnx_dir/package-lock.json" -nt "$stamp" ]; then
+    echo "setup: npm ci in $onnx_dir (onnxruntime-node)" >&2
+    (cd "$onnx_dir" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >&2)
+  fi
+fi

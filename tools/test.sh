@@ -11,10 +11,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # directory keeps its generator.
 export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
 
+# --cross installs everything, mtan-bench's peers too (libtorch; python3-onnx,
+# Node.js and onnxruntime-node for bench.onnx_peer, which fails without them here).
 bash tools/setup.sh --cross
 # MTAN_REQUIRE_TRAINER: a missing libtorch fails here instead of silently
-# leaving out the trainer and every test that needs it.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMTAN_REQUIRE_TRAINER=ON
+# leaving out the trainer and every test that needs it; MTAN_REQUIRE_ONNX_PEER
+# does the same for the ONNX Runtime peer's tests.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMTAN_REQUIRE_TRAINER=ON -DMTAN_REQUIRE_ONNX_PEER=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 

@@ -97,6 +97,27 @@ TEST_SUITE("flags") {
     CheckRejected({}, {"--model"});
   }
 
+  TEST_CASE("the ONNX Runtime peer's flags") {
+    const Parsed d = Parse({"--synthetic"});
+    REQUIRE(d.result == ParseResult::kRun);
+    CHECK_FALSE(d.config.onnx);
+    CHECK(d.config.onnx_api == "binding");
+    CHECK(d.config.onnx_python == "/usr/bin/python3");
+    CHECK(d.config.onnx_node == "node");
+    const Parsed o = Parse({"--synthetic", "--onnx", "--onnx-dir", "/tmp/x", "--onnx-api",
+                            "session", "--onnx-python", "/opt/py", "--onnx-node", "/opt/node"});
+    REQUIRE_MESSAGE(o.result == ParseResult::kRun, o.message);
+    CHECK(o.config.onnx);
+    CHECK(o.config.onnx_dir == "/tmp/x");
+    CHECK(o.config.onnx_api == "session");
+    CHECK(o.config.onnx_python == "/opt/py");
+    CHECK(o.config.onnx_node == "/opt/node");
+    CheckRejected({"--synthetic", "--onnx", "--onnx-api", "napi"}, {"--onnx-api", "napi"});
+    // The peer's settings without --onnx would silently do nothing.
+    for (const char* flag : {"--onnx-dir", "--onnx-api", "--onnx-python", "--onnx-node"})
+      CheckRejected({"--synthetic", flag, "binding"}, {flag, "--onnx"});
+  }
+
   TEST_CASE("a missing model file") {
     CheckRejected({"--model", "/nonexistent/m.mtan"}, {"--model", "/nonexistent/m.mtan"});
     CheckRejected({"--synthetic", "--float-model", "/nonexistent/f.mtan"},

@@ -54,12 +54,13 @@ std::vector<std::string> CsvFields(const std::string& line) {
 }
 
 const std::vector<std::string> kKeys = {
-    "commit", "compiler", "build_type", "cpu", "model", "model_bytes", "role", "dtype", "backend",
+    "commit", "compiler", "build_type", "cpu", "onnxruntime", "model", "model_bytes", "role", "dtype", "backend",
     "task", "batch", "threads", "load_us", "load_warm_us", "load_runs", "arena_required_bytes", "arena_used_bytes",
     "packed_bytes", "activation_bytes", "largest_activation_bytes", "weight_bytes",
     "memory_budget_bytes", "runs", "p50_us", "p90_us", "p99_us", "mean_us", "stddev_us",
     "rows_per_s", "fc_mop", "gops", "xnn_ops_us", "own_ops_us", "sequence_us", "plan_us", "overhead", "fc_gops_isolated",
-    "speedup_vs_float32", "speedup_vs_reference", "speedup_vs_libtorch", "check_max_abs_diff"};
+    "speedup_vs_float32", "speedup_vs_reference", "speedup_vs_libtorch", "speedup_vs_onnxruntime",
+    "check_max_abs_diff", "peer_kernels"};
 
 // Two thread counts only where the row count is checked: a pthreadpool's
 // workers spin between runs, which is slow on a loaded 2-core machine.

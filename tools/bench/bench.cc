@@ -1,8 +1,9 @@
 // mtan-bench's measurements. One process loads every engine of a
 // comparison (the model, its float32 source, the reference kernels,
-// libtorch), gives them the same input rows and interleaves their timed runs
-// in short blocks (harness.h), so that a load that comes and goes on a
-// shared machine hits all of them alike and the ratios hold.
+// libtorch; ONNX Runtime runs in a child process that times its own blocks),
+// gives them the same input rows and interleaves their timed runs in short
+// blocks (harness.h), so that a load that comes and goes on a shared machine
+// hits all of them alike and the ratios hold.
 #include "bench.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "model_io.h"
 #include "mtan/mtan.h"
 #include "mtan/mtan_debug.h"
+#include "onnx_peer.h"
 #include "op_profile.h"
 #include "synthetic.h"
 #include "torch_peer.h"
@@ -203,10 +205,68 @@ bool LoadBatch(const Config& c, const Primary& p, uint32_t batch, BatchInstances
   return true;
 }
 
+// The bound on |ORT int8 - mtan int8| of a file: its golden tolerance (one
+// LSB of a task's logits, as mtan_self_test allows between backends) times
+// kOnnxInt8LogitSteps, since ORT rounds some requantizations and lookup-table
+// entries one step differently and such steps add up through the layers.
+constexpr double kOnnxInt8LogitSteps = 8;
+double OnnxInt8Tolerance(const ModelFile& f) {
+  double tol = 0;
+  if (f.fb->golden() != nullptr)
+    for (const fb::GoldenCase* g : *f.fb->golden()) tol = std::max(tol, double{g->tolerance()});
+  return kOnnxInt8LogitSteps * std::max(tol, 1e-3);
+}
+
+// ONNX Runtime engines for one configuration: the export of each file
+// measured here (the model, and its float32 when that is measured too), each
+// checked against mtan's output on the same rows before anything is timed;
+// and an Identity of the input through the same path (the binding's floor).
+bool AddOnnxEngines(OnnxPeer* onnx, const std::vector<const ModelFile*>& files,
+                    const std::vector<Engine*>& ours, const TaskChoice& task, uint32_t batch,
+                    uint32_t threads, const std::vector<float>& inputs,
+                    std::vector<std::unique_ptr<Engine>>* engines, std::string* error) {
+  const uint32_t width = files.front()->fb->inputs()->size();
+  auto add = [&](const ModelFile& f, bool identity, Engine* mine) {
+    std::string path;
+    const OnnxPeer::Session* s = nullptr;
+    if (!onnx->Export(f, task.label, identity, &path, error) ||
+        !onnx->Open(path, threads, width, &s, error) || !onnx->SetInput(*s, inputs, batch, error))
+      return false;
+    auto e = std::make_unique<Engine>();
+    e->row = BaseRow(f.name, f.bytes.size(), f.int8 && !identity,
+                     identity ? "onnxruntime-identity" : "onnxruntime", "onnxruntime", task.label,
+                     batch, threads);
+    e->row.load_us = s->load_us;
+    e->row.peer_kernels = s->kernels;
+    const int32_t k = task.index == MTAN_ALL_TASKS ? MTAN_ALL_TASKS : FindTask(f, task.label);
+    if (!identity) e->row.fc_mop = FcMopPerRow(*f.fb, PlanOf(*f.fb, k)) * batch;
+    Engine* ep = e.get();
+    e->run = [onnx, s, ep](std::string* err) { return onnx->Run(*s, &ep->out, err); };
+    e->run_block = [onnx, s](int n, std::vector<double>* us, std::string* err) {
+      return onnx->Time(*s, n, us, err);
+    };
+    if (mine != nullptr) {
+      double diff = 0;
+      if (!mine->run(error) || !e->run(error)) return false;
+      if (!CheckPeerOutputs(mine->out, e->out, OutputFloats(f, k), f.int8,
+                            f.int8 ? OnnxInt8Tolerance(f) : 0, &diff, error)) {
+        *error = f.name + ", task " + task.label + ", batch " + std::to_string(batch) + ": " + *error;
+        return false;
+      }
+      e->row.check_max_abs_diff = diff;
+    }
+    engines->push_back(std::move(e));
+    return true;
+  };
+  for (size_t i = 0; i < files.size(); ++i)
+    if (!add(*files[i], false, ours[i])) return false;
+  return add(*files.front(), true, nullptr);
+}
+
 // One configuration (model, task, batch, threads): every engine measured
-// interleaved, then the overhead, the libtorch check and the ratios.
+// interleaved, then the overhead, the peers' checks and the ratios.
 bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelFile* torch_model,
-                          TorchEntry* te, const TaskChoice& task, uint32_t batch,
+                          TorchEntry* te, OnnxPeer* onnx, const TaskChoice& task, uint32_t batch,
                           uint32_t threads, void* pool, const std::vector<float>& inputs,
                           std::vector<Row>* rows, std::vector<OpProfile>* profiles,
                           std::string* error) {
@@ -260,6 +320,22 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     engines.push_back(std::move(e));
     engine_inst.push_back(nullptr);
   }
+  if (onnx != nullptr) {
+    // Each file's first engine (its first --backend) is the one ORT must match.
+    std::vector<const ModelFile*> files = {&b.prim.front()->file()};
+    std::vector<Engine*> ours = {engines.front().get()};
+    if (!b.flt.empty()) {
+      files.push_back(&b.flt.front()->file());
+      ours.push_back(engines[b.prim.size()].get());
+    }
+    std::vector<std::unique_ptr<Engine>> ort;
+    if (!AddOnnxEngines(onnx, files, ours, task, batch, threads, inputs, &ort, error))
+      return false;
+    for (auto& e : ort) {
+      engines.push_back(std::move(e));
+      engine_inst.push_back(nullptr);
+    }
+  }
   std::vector<Engine*> ptrs;
   for (auto& e : engines) ptrs.push_back(e.get());
   if (!MeasureInterleaved(ptrs, c, error)) {
@@ -298,12 +374,8 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     const Engine* float_engine = nullptr;
     for (size_t i = 0; i < engines.size(); ++i)
       if (engine_inst[i] != nullptr && !engine_inst[i]->file().int8) float_engine = engines[i].get();
-    if (float_engine != nullptr && float_engine->out.size() == torch_engine->out.size()) {
-      double diff = 0;
-      for (size_t i = 0; i < torch_engine->out.size(); ++i)
-        diff = std::max(diff, static_cast<double>(std::fabs(torch_engine->out[i] - float_engine->out[i])));
-      torch_engine->row.check_max_abs_diff = diff;
-    }
+    if (float_engine != nullptr && float_engine->out.size() == torch_engine->out.size())
+      torch_engine->row.check_max_abs_diff = MaxAbsDiff(torch_engine->out, float_engine->out);
   }
   // Ratios: how many times faster the model runs than each peer.
   auto p50_of = [&](const std::string& role, const std::string& backend) -> double {
@@ -312,9 +384,16 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     return 0;
   };
   const double torch_p50 = p50_of("libtorch", "libtorch");
+  auto onnx_p50_of = [&](const std::string& model) -> double {
+    for (auto& e : engines)
+      if (e->row.role == "onnxruntime" && e->row.model == model) return e->row.p50_us;
+    return 0;
+  };
   for (auto& e : engines) {
     Row& r = e->row;
     if (r.p50_us <= 0) continue;
+    if ((r.role == "model" || r.role == "float32") && onnx_p50_of(r.model) > 0)
+      r.speedup_vs_onnxruntime = onnx_p50_of(r.model) / r.p50_us;
     if (r.role == "model") {
       const double f = p50_of("float32", r.backend);
       if (f > 0) r.speedup_vs_float32 = f / r.p50_us;
@@ -367,6 +446,12 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
   if (!CheckRun(c, ms, &pools, &task_choices, &error)) return fail(error);
   TorchPeers torch;
   if (!BuildTorchPeers(c, ms, err, &torch, &error)) return fail(error);
+  std::unique_ptr<OnnxPeer> onnx;
+  if (c.onnx) {
+    onnx = std::make_unique<OnnxPeer>();
+    if (!onnx->Start(c, &error)) return fail(error);
+    if (c.progress) err << "mtan-bench: ONNX Runtime peer started; exports in " << onnx->dir() << "\n";
+  }
 
   size_t total = 0, done = 0;
   for (size_t p = 0; p < ms.primaries.size(); ++p)
@@ -391,14 +476,16 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
             err << "mtan-bench: [" << done << "/" << total << "] " << model.name << " task "
                 << task.label << ", batch " << batch << ", " << threads << " thread"
                 << (threads > 1 ? "s" : "") << "\n";
-          if (!MeasureConfiguration(c, instances, torch_model, te, task, batch, threads, pool,
-                                    inputs, &rows, &profiles, &error))
+          if (!MeasureConfiguration(c, instances, torch_model, te, onnx.get(), task, batch, threads,
+                                    pool, inputs, &rows, &profiles, &error))
             return fail(error);
         }
       }
     }
   }
-  WriteReport(rows, GetBuildInfo(), c.output, out);
+  BuildInfo info = GetBuildInfo();
+  if (onnx) info.onnxruntime = onnx->description();
+  WriteReport(rows, info, c.output, out);
   // Profiles are tables for people: after the markdown, else on stderr so
   // that csv and json stay one row per line.
   if (c.profile) WriteProfiles(profiles, c.output == "md" ? out : err);

@@ -1,8 +1,9 @@
 // mtan-bench: latency, throughput, cold load and memory of .mtan models on
 // this device, with the peers (float32 through the same runtime, the
-// reference kernels, libtorch) measured in the same process on the same
-// inputs, so that the ratios hold on a noisy machine. Flags follow
-// llama-bench and TFLite's benchmark_model: comma lists sweep.
+// reference kernels, libtorch; ONNX Runtime in a child process, --onnx)
+// measured on the same inputs with their runs interleaved, so that the
+// ratios hold on a noisy machine. Flags follow llama-bench and TFLite's
+// benchmark_model: comma lists sweep.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,12 @@ struct Config {
   uint32_t seed = 1;
   bool progress = true;
   bool profile = false;  // --profile: every operator's time alone, per XNNPACK row
+  // --onnx: ONNX Runtime (onnxruntime-node) on ONNX exports of the models.
+  bool onnx = false;
+  std::string onnx_dir;     // --onnx-dir: keep the exports there (default: a temporary folder)
+  std::string onnx_api = "binding";  // --onnx-api: binding (synchronous run) or session (public API)
+  std::string onnx_python = "/usr/bin/python3";  // Debian's, which has python3-onnx
+  std::string onnx_node = "node";
 };
 
 enum class ParseResult { kRun, kExit, kError };
@@ -47,13 +54,15 @@ ParseResult ParseFlags(int argc, const char* const* argv, Config* config, std::s
 struct Row {
   std::string model;  // path, or synthetic-int8 / synthetic-float32
   uint64_t model_bytes = 0;
-  std::string role;     // model, float32, reference, libtorch
+  // model, float32, reference, libtorch, onnxruntime, onnxruntime-identity
+  // (an Identity of the input through the same ONNX Runtime path: its floor)
+  std::string role;
   std::string dtype;    // int8, float32
-  std::string backend;  // xnnpack, reference, libtorch
+  std::string backend;  // xnnpack, reference, libtorch, onnxruntime
   std::string task;     // a task name or "all"
   uint32_t batch = 0;
   uint32_t threads = 0;
-  double load_us = 0;  // cold: mtan_load into fresh pages (median of --load-runs)
+  double load_us = 0;  // cold: mtan_load into fresh pages (median of --load-runs); ORT: session creation
   std::optional<double> load_warm_us;  // into an arena already touched (a hot swap)
   std::optional<uint64_t> load_runs;   // loads timed for each of the two medians
   std::optional<uint64_t> arena_required_bytes, arena_used_bytes, packed_bytes;
@@ -70,7 +79,11 @@ struct Row {
   // the XNNPACK sum; the fully-connected layers' GOP/s alone.
   std::optional<double> xnn_ops_us, own_ops_us, sequence_us, plan_us, overhead, fc_gops_isolated;
   std::optional<double> speedup_vs_float32, speedup_vs_reference, speedup_vs_libtorch;
-  std::optional<double> check_max_abs_diff;  // libtorch vs the runtime's float32 output
+  std::optional<double> speedup_vs_onnxruntime;  // ORT on the export of this row's file
+  // A peer's output vs the runtime's on the same file (libtorch: the float32
+  // model; ONNX Runtime: the file it was exported from).
+  std::optional<double> check_max_abs_diff;
+  std::string peer_kernels;  // ONNX Runtime rows: the operators it ran, "QGemm 50, ..."
 };
 
 // One operator of a plan, timed alone (--profile).
@@ -88,6 +101,7 @@ void WriteProfiles(const std::vector<OpProfile>& profiles, std::ostream& out);
 
 struct BuildInfo {
   std::string commit, compiler, build_type, cpu, torch;
+  std::string onnxruntime;  // its version and session settings, when --onnx ran
 };
 BuildInfo GetBuildInfo();
 

@@ -83,6 +83,24 @@ ParseResult ParseFlags(int argc, const char* const* argv, Config* c, std::string
   app.add_option("--seed", c->seed, "Seed of the input rows and of --synthetic weights");
   app.add_flag("--profile", c->profile,
                "Also print every operator's time alone for each XNNPACK row (markdown)");
+  auto* onnx = app.add_flag(
+      "--onnx", c->onnx,
+      "Also measure ONNX Runtime (onnxruntime-node, in a child process timing its own runs in "
+      "blocks interleaved with mtan's) on ONNX exports of each model and its --float-model, "
+      "checked against mtan's outputs first; needs python3-onnx, Node.js and "
+      "tools/bench/onnx/node_modules (tools/setup.sh)");
+  app.add_option("--onnx-dir", c->onnx_dir,
+                 "Keep the ONNX exports, ORT's optimized graphs and profiles in DIR "
+                 "(default: a temporary folder, removed)")
+      ->needs(onnx);
+  app.add_option("--onnx-api", c->onnx_api,
+                 "How the peer runs a model: binding (the binding's synchronous run) or session "
+                 "(the public `await session.run`, one event-loop turn more)")
+      ->check(CLI::IsMember({"binding", "session"}))
+      ->needs(onnx);
+  app.add_option("--onnx-python", c->onnx_python, "Python with python3-onnx, for the exporter")
+      ->needs(onnx);
+  app.add_option("--onnx-node", c->onnx_node, "Node.js, for the ONNX Runtime peer")->needs(onnx);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "No progress on stderr");
   app.set_version_flag("--version", std::string("mtan-bench (mtan ") +

@@ -11,21 +11,22 @@
 namespace mtan::bench {
 
 bool MeasureInterleaved(const std::vector<Engine*>& engines, const Config& c, std::string* error) {
+  // n timed runs of e: timed here, or by the engine's own process.
+  auto timed = [&](Engine* e, int n, std::vector<double>* us) {
+    if (e->run_block) return e->run_block(n, us, error);
+    for (int k = 0; k < n; ++k) {
+      const auto t0 = Clock::now();
+      if (!e->run(error)) return false;
+      us->push_back(MicrosSince(t0));
+    }
+    return true;
+  };
+  std::vector<double> us;
   for (Engine* e : engines) {
     if (!e->run(error)) return false;
-    auto t0 = Clock::now();
-    double last = 0;
-    for (int w = 0; w < c.warmup; ++w) {
-      t0 = Clock::now();
-      if (!e->run(error)) return false;
-      last = MicrosSince(t0);
-    }
-    if (c.warmup == 0) {
-      t0 = Clock::now();
-      if (!e->run(error)) return false;
-      last = MicrosSince(t0);
-    }
-    e->block = static_cast<int>(std::clamp(2000.0 / std::max(last, 0.01), 1.0, 10000.0));
+    us.clear();
+    if (!timed(e, std::max(c.warmup, 1), &us)) return false;
+    e->block = static_cast<int>(std::clamp(2000.0 / std::max(us.back(), 0.01), 1.0, 10000.0));
     e->samples.clear();
     e->samples.reserve(static_cast<size_t>(c.runs));
     e->elapsed_us = 0;
@@ -40,12 +41,11 @@ bool MeasureInterleaved(const std::vector<Engine*>& engines, const Config& c, st
       int n = e->block;
       if (e->elapsed_us >= min_us && e->samples.size() < static_cast<size_t>(c.runs))
         n = std::min<int>(n, c.runs - static_cast<int>(e->samples.size()));
-      for (int k = 0; k < n; ++k) {
-        const auto t0 = Clock::now();
-        if (!e->run(error)) return false;
-        const double us = MicrosSince(t0);
-        e->samples.push_back(us);
-        e->elapsed_us += us;
+      us.clear();
+      if (!timed(e, n, &us)) return false;
+      for (double t : us) {
+        e->samples.push_back(t);
+        e->elapsed_us += t;
       }
       e->done = e->samples.size() >= static_cast<size_t>(c.runs) && e->elapsed_us >= min_us;
       all_done = all_done && e->done;

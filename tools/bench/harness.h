@@ -21,10 +21,13 @@ inline double MicrosSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
 }
 
-// Something timed: one call of `run` is one inference of `batch` rows.
+// Something timed: one call of `run` is one inference of `batch` rows into
+// `out`. An engine in another process also has `run_block`: n runs it times
+// itself, their microseconds appended to the vector.
 struct Engine {
   Row row;
   std::function<bool(std::string*)> run;
+  std::function<bool(int, std::vector<double>*, std::string*)> run_block;
   std::vector<float> out;
   std::vector<double> samples;
   double elapsed_us = 0;

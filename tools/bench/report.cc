@@ -28,6 +28,7 @@ Fields RowFields(const Row& r, const BuildInfo& b) {
       {"compiler", b.compiler},
       {"build_type", b.build_type},
       {"cpu", b.cpu},
+      {"onnxruntime", b.onnxruntime},
       {"model", r.model},
       {"model_bytes", r.model_bytes},
       {"role", r.role},
@@ -64,7 +65,9 @@ Fields RowFields(const Row& r, const BuildInfo& b) {
       {"speedup_vs_float32", Opt(r.speedup_vs_float32)},
       {"speedup_vs_reference", Opt(r.speedup_vs_reference)},
       {"speedup_vs_libtorch", Opt(r.speedup_vs_libtorch)},
+      {"speedup_vs_onnxruntime", Opt(r.speedup_vs_onnxruntime)},
       {"check_max_abs_diff", Opt(r.check_max_abs_diff)},
+      {"peer_kernels", r.peer_kernels},
   };
 }
 
@@ -119,7 +122,8 @@ void Table(std::ostream& out, const std::vector<std::string>& head,
 void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostream& out) {
   std::vector<std::vector<std::string>> lat, cmp, mem;
   std::set<std::tuple<std::string, std::string, uint32_t>> seen;
-  std::vector<std::string> checks;
+  std::vector<std::string> checks, kernels;
+  std::set<std::tuple<std::string, std::string, std::string>> kernels_seen;
   for (const Row& r : rows) {
     lat.push_back({r.model, r.role, r.dtype, r.backend, r.task, std::to_string(r.batch),
                    std::to_string(r.threads), Us(r.load_us), OptUs(r.load_warm_us),
@@ -130,6 +134,7 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
       cmp.push_back({r.model, r.dtype, r.backend, r.task, std::to_string(r.batch),
                      std::to_string(r.threads), Ratio(r.speedup_vs_float32),
                      Ratio(r.speedup_vs_reference), Ratio(r.speedup_vs_libtorch),
+                     Ratio(r.speedup_vs_onnxruntime),
                      OptUs(r.xnn_ops_us), OptUs(r.own_ops_us), OptUs(r.sequence_us),
                      OptUs(r.plan_us), Ratio(r.overhead),
                      r.fc_gops_isolated ? fmt::format("{:.1f}", *r.fc_gops_isolated) : "-"});
@@ -143,11 +148,17 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
                      within ? "yes" : "no"});
     }
     if (r.check_max_abs_diff)
-      checks.push_back(fmt::format("{} {} batch {}: {:.3g}", r.model, r.task, r.batch,
-                                   *r.check_max_abs_diff));
+      checks.push_back(fmt::format("{} ({}) vs mtan, max |Δ|: {} {} batch {}: {:.3g}", r.role,
+                                   r.dtype, r.model, r.task, r.batch, *r.check_max_abs_diff));
+    if (!r.peer_kernels.empty() && r.role == "onnxruntime" &&
+        kernels_seen.insert({r.model, r.dtype, r.task}).second)
+      kernels.push_back(fmt::format("ONNX Runtime ran ({} export of {}, task {}): {}", r.dtype,
+                                    r.model, r.task, r.peer_kernels));
   }
   out << "Latency (one run = one mtan_run of `batch` rows; load: mtan_load into fresh pages "
-         "(cold) and into an arena already touched (warm), medians)\n\n";
+         "(cold) and into an arena already touched (warm), medians; onnxruntime: a new input "
+         "tensor and one run through onnxruntime-node, timed in its process, load = session "
+         "creation; onnxruntime-identity: the same for y = x)\n\n";
   Table(out, {"model", "role", "dtype", "backend", "task", "batch", "threads", "cold load µs",
               "warm load µs", "p50 µs",
               "p90 µs", "p99 µs", "mean ± sd µs", "rows/s", "GOP/s"},
@@ -157,7 +168,7 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
          "each alone; in sequence: the plan's operators back to back without mtan_run; the "
          "last four measured in the same stretches of time)\n\n";
   Table(out, {"model", "dtype", "backend", "task", "batch", "threads", "vs float32",
-              "vs reference", "vs libtorch", "XNNPACK ops µs", "own kernels µs",
+              "vs reference", "vs libtorch", "vs ONNX Runtime", "XNNPACK ops µs", "own kernels µs",
               "in sequence µs", "mtan_run µs", "overhead", "FC GOP/s alone"},
         cmp, 4);
   out << "\nMemory (bytes; packed = what XNNPACK allocated in the arena: operators and packed "
@@ -166,9 +177,10 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
               "activations", "largest activation", "budget", "within"},
         mem, 2);
   out << "\n";
-  for (const std::string& c : checks) out << "libtorch vs runtime float32, max |Δ|: " << c << "\n";
+  for (const std::string& c : checks) out << c << "\n";
+  for (const std::string& k : kernels) out << k << "\n";
   out << "build: commit " << b.commit << ", " << b.compiler << " (" << b.build_type << "), cpu "
-      << b.cpu << "; " << b.torch << "\n";
+      << b.cpu << "; " << b.torch << (b.onnxruntime.empty() ? "" : "; " + b.onnxruntime) << "\n";
 }
 
 }  // namespace
