@@ -632,42 +632,71 @@ int RunTraining(const TrainOptions& opt) {
   property("loss_weights", opt.loss_weights);
   property("train_rows", std::to_string(N));
   property("best_epoch", std::to_string(best_epoch + 1));
+  // The exported graph on the runtime's float path must agree with this
+  // network on validation rows (relative to max(1, |y|), the runtime's
+  // float tolerance too).
+  constexpr double kMaxRelDiff = 1e-4;
   const int64_t check_rows = std::min<int64_t>(val.data.rows, 512);
-  const int golden = static_cast<int>(std::min<int64_t>(opt.golden_rows, val.data.rows));
-  if (golden > 0 && !host::AddGoldenCase(model, std::vector<float>(val.data.x.begin(), val.data.x.begin() + golden * F),
-                                         golden, 1e-4f, &error)) {
-    // The untrained network was verified before training, so a failure here
-    // is the trained weights' (e.g. too large to keep float32 finite).
-    return Fail("the trained model cannot be exported (training may have diverged; try a "
-                "lower --lr): " + error);
-  }
-  const std::vector<uint8_t> bytes = host::FinishModel(model, static_cast<uint32_t>(opt.max_batch));
+  const torch::Tensor mean_t = torch::from_blob(mean.data(), {F}, torch::kFloat32);
+  const torch::Tensor std_t = torch::from_blob(stddev.data(), {F}, torch::kFloat32);
+  auto torch_outputs = [&](int64_t rows) {
+    torch::Tensor x_raw = torch::from_blob(val.data.x.data(), {rows, F}, torch::kFloat32);
+    return RuntimeEquivalentOutputs(net, spec, x_raw, mean_t, std_t, scales).contiguous();
+  };
   std::vector<float> runtime_out;
   {
     host::RuntimeModel runtime;
-    if (runtime.Load(bytes, 0, MTAN_BACKEND_DEFAULT, &error) != MTAN_OK ||
+    if (runtime.Load(host::FinishModel(model, static_cast<uint32_t>(opt.max_batch)), 0,
+                     MTAN_BACKEND_DEFAULT, &error) != MTAN_OK ||
         runtime.Run(val.data.x.data(), static_cast<uint32_t>(check_rows), MTAN_ALL_TASKS,
                     &runtime_out, &error) != MTAN_OK) {
-      return Fail("the exported model does not run: " + error);
+      // The untrained network was verified before training, so a failure here
+      // is the trained weights' (e.g. too large to keep float32 finite).
+      return Fail("the trained model cannot be exported (training may have diverged; try a "
+                  "lower --lr): " + error);
     }
   }
-  torch::Tensor x_raw = torch::from_blob(val.data.x.data(), {check_rows, F}, torch::kFloat32);
-  torch::Tensor ours = RuntimeEquivalentOutputs(
-      net, spec, x_raw, torch::from_blob(mean.data(), {F}, torch::kFloat32),
-      torch::from_blob(stddev.data(), {F}, torch::kFloat32), scales).contiguous();
+  const torch::Tensor ours = torch_outputs(check_rows);
   double max_diff = 0, max_rel = 0;
   for (int64_t i = 0; i < ours.numel(); ++i) {
     const double a = ours.data_ptr<float>()[i], b = runtime_out[i];
     max_diff = std::max(max_diff, std::fabs(a - b));
     max_rel = std::max(max_rel, std::fabs(a - b) / std::max(1.0, std::fabs(a)));
   }
-  report["export"] = {{"path", opt.out_model}, {"bytes", bytes.size()},
-                      {"check_rows", check_rows}, {"max_abs_diff_vs_runtime", max_diff},
-                      {"max_rel_diff_vs_runtime", max_rel}};
-  if (max_rel > 1e-4) {
+  if (max_rel > kMaxRelDiff) {
     return Fail(fmt::format("the exported model disagrees with the trainer: max relative "
                             "difference {:.3g} on {} validation rows", max_rel, check_rows));
   }
+  // Golden cases hold libtorch's outputs, an implementation independent of
+  // the runtime, so the float model's self-test compares the two.
+  const int golden = static_cast<int>(std::min<int64_t>(opt.golden_rows, val.data.rows));
+  if (golden > 0) {
+    const torch::Tensor g = torch_outputs(golden);
+    const std::vector<float> y(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
+    std::vector<float> tol(host::OutputsPerRow(model));
+    for (size_t k = 0; k < tol.size(); ++k) {
+      double largest = 1.0;
+      for (int r = 0; r < golden; ++r) largest = std::max(largest, std::fabs(static_cast<double>(y[r * tol.size() + k])));
+      tol[k] = static_cast<float>(kMaxRelDiff * largest);
+    }
+    if (!host::AddGoldenCase(model, std::vector<float>(val.data.x.begin(), val.data.x.begin() + golden * F),
+                             golden, y, tol, &error))
+      return Fail(error);
+  }
+  const std::vector<uint8_t> bytes = host::FinishModel(model, static_cast<uint32_t>(opt.max_batch));
+  if (golden > 0) {
+    host::RuntimeModel runtime;
+    if (runtime.Load(bytes, 0, MTAN_BACKEND_DEFAULT, &error) != MTAN_OK)
+      return Fail("the exported model does not load: " + error);
+    const mtan_status st = mtan_self_test(runtime.get());
+    if (st != MTAN_OK)
+      return Fail("the exported model fails its self-test against libtorch's outputs: " +
+                  host::RuntimeError(st));
+  }
+  report["export"] = {{"path", opt.out_model}, {"bytes", bytes.size()},
+                      {"check_rows", check_rows}, {"max_abs_diff_vs_runtime", max_diff},
+                      {"max_rel_diff_vs_runtime", max_rel}, {"golden_rows", golden},
+                      {"golden_source", "libtorch"}};
   if (!host::WriteFileAtomic(opt.out_model, bytes, &error)) return Fail(error);
 
   std::string dir = opt.report_dir;

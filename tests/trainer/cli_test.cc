@@ -302,6 +302,18 @@ TEST_CASE("mtan-train: --test, --predictions, early stopping, --lr-decay, --gold
     REQUIRE_MESSAGE(rt.Load(test::ReadBytes(r.model), 0, b, &error) == MTAN_OK, error);
     CHECK(mtan_self_test(rt.get()) == MTAN_OK);
   }
+  // The golden outputs are libtorch's, each output with a tolerance of 1e-4
+  // relative to max(1, |y|): the trainer's export check, so the self-test
+  // holds the runtime to the trainer.
+  CHECK(rep["export"]["golden_source"] == "libtorch");
+  CHECK(rep["export"]["golden_rows"] == 5);
+  const size_t per_row = m.golden[0]->output.size() / 5;
+  REQUIRE(m.golden[0]->tolerances.size() == per_row);
+  for (size_t k = 0; k < per_row; ++k) {
+    float largest = 1.0f;
+    for (size_t r = 0; r < 5; ++r) largest = std::max(largest, std::fabs(m.golden[0]->output[r * per_row + k]));
+    CHECK(m.golden[0]->tolerances[k] == doctest::Approx(1e-4 * largest).epsilon(1e-6));
+  }
   // --test: scored once, on the test rows (not the validation rows).
   CHECK(rep["data"]["test_rows"] == w.test.rows);
   const auto from_runtime = RuntimePredictions(r.model, w.test, w.spec);
