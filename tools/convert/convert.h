@@ -39,8 +39,8 @@ struct GoalPolicy {
   //  - its measured loss (labels) is not over the goal by more than
   //    check_sigmas standard errors: a check that the expected loss, which
   //    takes float's outputs as the truth, has not missed a real loss. The
-  //    measured loss alone cannot be bounded from above: with ~10 000 rows its
-  //    error is 0.2-0.7 goals of label noise.
+  //    measured loss alone cannot be bounded from above: with 10 000 rows its
+  //    error is 0.1-0.9 goals of label noise (tools/convert/RESULTS.md).
   double check_sigmas = 2.0;
 };
 

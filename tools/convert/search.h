@@ -26,8 +26,9 @@
 // accuracy loses p_float(float's class) - p_float(candidate's class) per
 // row; NMSE grows by mean (candidate - float)^2 / MSE of float (the float
 // residual taken as noise; the distortion is averaged over every row, with
-// a label or not, so that rare inputs count). What remains is the sampling of the rows, and
-// the candidate's errors keep their real structure (rows alike err alike).
+// a label or not, so that rare inputs count). What remains is the sampling
+// of the rows, and the candidate's errors keep their real structure (rows
+// alike err alike).
 #pragma once
 
 #include <cstdint>
@@ -52,8 +53,8 @@ class Scorer {
             std::vector<int32_t> model_task, std::vector<double> goal, std::string* error,
             std::vector<char> tail_rows = {});
 
-  // Per spec task, over the rows where it is labelled: the loss of the
-  // primary metric expected from `model`'s outputs if the float model's
+  // Per spec task, over the rows where it is labelled (a regression's
+  // distortion: over every row): the loss of the primary metric expected from `model`'s outputs if the float model's
   // outputs were the truth (see the top of this file), in PrimaryLoss units.
   bool ExpectedLoss(fb::ModelT& model, std::vector<double>* loss, std::string* error);
   // The same as fractions of the goals: <= 1 is expected to meet them.
