@@ -412,6 +412,15 @@ TEST_CASE("goals: the policy's fractions, and the check rows' verdict with its s
   CHECK(convert::GoalMet(auc, g));
   auc.expected = 1.2;  // expected over the goal: missed whatever the noise
   CHECK_FALSE(convert::GoalMet(auc, g));
+  // The expected loss needs a margin of check_sigmas of its own errors.
+  auc.expected = 0.8;
+  CHECK(convert::GoalMet(auc, g));
+  auc.expected_se = 0.15;  // 0.8 + 2 x 0.15 > 1
+  CHECK_FALSE(convert::GoalMet(auc, g));
+  auc.expected_se = 0.05;
+  CHECK(convert::GoalMet(auc, g));
+  g.check_sigmas = 5.0;  // 0.8 + 5 x 0.05 > 1 (and 2.5 measured < 1 + 5 SE)
+  CHECK_FALSE(convert::GoalMet(auc, g));
   convert::TaskReport acc;
   acc.primary = "accuracy";
   acc.metrics = {{"accuracy", 0.50, 0.499}};

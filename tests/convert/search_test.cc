@@ -250,3 +250,138 @@ TEST_CASE("sensitivity: the operator whose int8 version is broken ranks first") 
   for (const auto& r : ranking)
     if (r.op == s.Op("click.att.click.fc")) CHECK(r.score == doctest::Approx(0.0).epsilon(1e-9));
 }
+
+TEST_CASE("expected loss: the regression distortion is averaged over every row, labelled or not") {
+  // spend is labelled on every other row (fixture.cc): the distortion
+  // (q - f)^2 counts on all rows, float's squared error on the labelled ones.
+  Setup s;
+  std::string error;
+  REQUIRE(s.rows.labels[2].observed_rows < s.rows.rows);
+  fb::ModelT q = s.Quantize(host::CalibrateRanges(s.values, host::CalibrationMethod::kPercentile));
+  std::vector<std::vector<float>> fo, qo;
+  {
+    host::RuntimeModel rf, rq;
+    REQUIRE(rf.Load(s.file, 64, MTAN_BACKEND_DEFAULT, &error) == MTAN_OK);
+    REQUIRE(rq.Load(host::FinishModel(q, 64), 0, MTAN_BACKEND_DEFAULT, &error) == MTAN_OK);
+    REQUIRE(host::PredictModelSpace(rf, s.spec, s.rows, s.tasks, -1, &fo, &error));
+    REQUIRE(host::PredictModelSpace(rq, s.spec, s.rows, s.tasks, -1, &qo, &error));
+  }
+  double d = 0, sse = 0;
+  const auto& l = s.rows.labels[2];
+  for (size_t r = 0; r < l.observed.size(); ++r) {
+    d += (qo[2][r] - fo[2][r]) * static_cast<double>(qo[2][r] - fo[2][r]);
+    if (l.observed[r]) sse += (l.value[r] - fo[2][r]) * static_cast<double>(l.value[r] - fo[2][r]);
+  }
+  const double want = (d / static_cast<double>(s.rows.rows)) / (sse / static_cast<double>(l.observed_rows));
+  std::vector<double> loss;
+  REQUIRE(s.scorer.ExpectedLoss(q, &loss, &error));
+  REQUIRE(want > 0);
+  CHECK(loss[2] == doctest::Approx(want).epsilon(1e-6));
+
+  // Tail rows (every 3rd here) count for the regression's distortion only:
+  // the other tasks score as if they were not there, float's squared error
+  // leaves them out too.
+  std::vector<char> tail(static_cast<size_t>(s.rows.rows), 0);
+  host::Dataset rest;
+  rest.features = s.rows.features;
+  rest.labels.resize(s.rows.labels.size());
+  const size_t nf = s.rows.features.size();
+  double sse_rest = 0, labelled_rest = 0;
+  for (size_t r = 0; r < tail.size(); ++r) {
+    tail[r] = r % 3 == 0;
+    if (tail[r]) continue;
+    ++rest.rows;
+    rest.x.insert(rest.x.end(), s.rows.x.begin() + r * nf, s.rows.x.begin() + (r + 1) * nf);
+    for (size_t t = 0; t < s.rows.labels.size(); ++t) {
+      rest.labels[t].value.push_back(s.rows.labels[t].value[r]);
+      rest.labels[t].observed.push_back(s.rows.labels[t].observed[r]);
+      rest.labels[t].observed_rows += s.rows.labels[t].observed[r];
+    }
+    if (l.observed[r]) {
+      sse_rest += (l.value[r] - fo[2][r]) * static_cast<double>(l.value[r] - fo[2][r]);
+      ++labelled_rest;
+    }
+  }
+  convert::Scorer with_tail, without;
+  REQUIRE(with_tail.Init(s.file, s.spec, s.rows, s.tasks, {0.001, 0.002, 0.02}, &error, tail));
+  REQUIRE(without.Init(s.file, s.spec, rest, s.tasks, {0.001, 0.002, 0.02}, &error));
+  std::vector<double> lt, lw;
+  REQUIRE(with_tail.ExpectedLoss(q, &lt, &error));
+  REQUIRE(without.ExpectedLoss(q, &lw, &error));
+  CHECK(lt[0] == doctest::Approx(lw[0]).epsilon(1e-9));
+  CHECK(lt[1] == doctest::Approx(lw[1]).epsilon(1e-9));
+  CHECK(lt[0] != doctest::Approx(loss[0]).epsilon(1e-9));  // the tail rows did change them
+  CHECK(lt[2] == doctest::Approx((d / static_cast<double>(s.rows.rows)) / (sse_rest / labelled_rest)).epsilon(1e-6));
+}
+
+TEST_CASE("ExpectedWithError: the expected fractions, and their bootstrap errors") {
+  Setup s;
+  std::string error;
+  std::vector<double> frac, se;
+  fb::ModelT same = s.f;
+  REQUIRE(s.scorer.ExpectedWithError(same, 50, &frac, &se, &error));
+  for (size_t t = 0; t < frac.size(); ++t) {
+    CHECK(frac[t] == doctest::Approx(0.0));
+    CHECK(se[t] == doctest::Approx(0.0));
+  }
+  fb::ModelT q = s.Quantize(host::CalibrateRanges(s.values, host::CalibrationMethod::kMinMax));
+  std::vector<double> plain;
+  REQUIRE(s.scorer.Expected(q, &plain, &error));
+  REQUIRE(s.scorer.ExpectedWithError(q, 100, &frac, &se, &error));
+  for (size_t t = 0; t < frac.size(); ++t) {
+    CAPTURE(t);
+    CHECK(frac[t] == doctest::Approx(plain[t]));
+    CHECK(se[t] > 0.0);
+    CHECK(se[t] < std::max(1.0, 2 * frac[t]));  // an error, not a second loss
+  }
+  REQUIRE(s.scorer.ExpectedWithError(q, 1, &frac, &se, &error));
+  for (double v : se) CHECK(std::isnan(v));
+}
+
+TEST_CASE("search rows: the first rows, every feature's extremes, and labels for every task") {
+  host::Dataset d;
+  d.rows = 100;
+  d.features = {"a", "b"};
+  for (int r = 0; r < 100; ++r) {
+    d.x.push_back(static_cast<float>(r % 10));  // a: 0..9
+    d.x.push_back(0.0f);                        // b: 0 but for two rows
+  }
+  d.x[60 * 2 + 1] = 50.0f;
+  d.x[70 * 2 + 1] = -50.0f;
+  host::TaskLabels rare;  // labelled on rows 80, 90 only
+  rare.value.assign(100, 0.0f);
+  rare.observed.assign(100, 0);
+  rare.observed[80] = rare.observed[90] = 1;
+  rare.observed_rows = 2;
+  d.labels.push_back(rare);
+  convert::SearchRowCounts c;
+  c.first = 10;
+  c.labels = 1;
+  c.tail = 1;
+  std::vector<char> tail;
+  const std::vector<uint32_t> rows = convert::SearchRows(d, c, &tail);
+  CAPTURE(rows.size());
+  REQUIRE(tail.size() == rows.size());
+  for (size_t k = 0; k < rows.size(); ++k) CHECK(tail[k] == (rows[k] == 60 || rows[k] == 70 ? 1 : 0));
+  CHECK(std::is_sorted(rows.begin(), rows.end()));
+  for (uint32_t r = 0; r < 10; ++r) CHECK(std::count(rows.begin(), rows.end(), r) == 1);
+  CHECK(std::count(rows.begin(), rows.end(), 60u) == 1);  // b's largest: a tail row
+  CHECK(std::count(rows.begin(), rows.end(), 70u) == 1);  // b's smallest: a tail row
+  CHECK(std::count(rows.begin(), rows.end(), 80u) == 1);  // the first label of `rare`
+  CHECK(std::count(rows.begin(), rows.end(), 90u) == 0);  // one was asked for
+  // a's extremes (0 and 9) are among the first rows already: nothing else.
+  CHECK(rows.size() == 13);
+  c.tail = 0;
+  CHECK(convert::SearchRows(d, c).size() == 11);
+}
+
+TEST_CASE("float fallback: the cheapest trial that clears the aim, else the most excess removed per byte") {
+  using convert::FallbackTrial;
+  CHECK(convert::PickFallback({}, 1.0) == -1);
+  // Two clear the aim: the smaller wins, whatever the order or the excess of others.
+  CHECK(convert::PickFallback({{1, 0.5, 100}, {2, 0.0, 90000}, {3, 0.0, 3000}}, 1.0) == 3);
+  // None clears it: 0.6 removed for 3 KB beats 0.9 for 90 KB.
+  CHECK(convert::PickFallback({{1, 0.1, 90000}, {2, 0.4, 3000}}, 1.0) == 2);
+  // None removes any: the one that leaves the least.
+  CHECK(convert::PickFallback({{1, 1.5, 10}, {2, 1.2, 90000}}, 1.0) == 2);
+}

@@ -88,34 +88,6 @@ host::Dataset Subset(const host::Dataset& data, const std::vector<uint32_t>& idx
   return out;
 }
 
-// The rows the range search and the sensitivity ranking score candidates
-// on: the first kSearchRows, plus further rows where a task has a label,
-// until every task has kSearchLabels labelled rows (or all it has). A task
-// labelled on few rows (spend: purchases only) would otherwise be judged on
-// a handful.
-std::vector<uint32_t> SearchRows(const host::Dataset& data) {
-  constexpr uint32_t kSearchRows = 4096, kSearchLabels = 2000;
-  const uint32_t n = static_cast<uint32_t>(data.rows);
-  std::vector<char> take(n, 0);
-  std::vector<uint32_t> labelled(data.labels.size(), 0);
-  for (uint32_t r = 0; r < std::min(n, kSearchRows); ++r) {
-    take[r] = 1;
-    for (size_t t = 0; t < data.labels.size(); ++t) labelled[t] += data.labels[t].observed[r];
-  }
-  for (uint32_t r = kSearchRows; r < n; ++r) {
-    for (size_t t = 0; t < data.labels.size() && !take[r]; ++t) {
-      if (data.labels[t].observed[r] && labelled[t] < kSearchLabels) {
-        take[r] = 1;
-        for (size_t u = 0; u < data.labels.size(); ++u) labelled[u] += data.labels[u].observed[r];
-      }
-    }
-  }
-  std::vector<uint32_t> idx;
-  for (uint32_t r = 0; r < n; ++r)
-    if (take[r]) idx.push_back(r);
-  return idx;
-}
-
 // Per-channel weight zero points are all 0, the format's default: not
 // storing them saves 4 bytes per output channel.
 void StripWeightZeroPoints(fb::ModelT& m) {
@@ -312,7 +284,10 @@ double GoalLoss(host::TaskType type, const GoalPolicy& goals) {
 }
 
 bool GoalMet(const TaskReport& task, const GoalPolicy& goals) {
-  if (std::isfinite(task.expected) && task.expected > 1.0) return false;
+  if (std::isfinite(task.expected)) {
+    const double se = std::isfinite(task.expected_se) ? task.expected_se : 0.0;
+    if (task.expected + goals.check_sigmas * se > 1.0) return false;
+  }
   double slack = 0.0;
   if (std::isfinite(task.loss_se)) {
     host::TaskType type = host::TaskType::kBinary;
@@ -443,7 +418,9 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   std::vector<double> goal_loss;
   for (const auto& t : spec.tasks) goal_loss.push_back(GoalLoss(t.type, goals));
   Scorer search, fit_scorer, check_scorer;
-  if (!search.Init(src, spec, Subset(fit, SearchRows(fit)), model_task, goal_loss, error) ||
+  std::vector<char> tail_rows;
+  const std::vector<uint32_t> search_rows = SearchRows(fit, {}, &tail_rows);
+  if (!search.Init(src, spec, Subset(fit, search_rows), model_task, goal_loss, error, tail_rows) ||
       !fit_scorer.Init(src, spec, fit, model_task, goal_loss, error) ||
       !check_scorer.Init(src, spec, check, model_task, goal_loss, error))
     return false;
@@ -648,26 +625,26 @@ bool Convert(const Options& o, Report* report, std::string* error) {
       return x;
     };
     // Each step tries the most sensitive operators not yet in float and
-    // keeps the one that leaves the least expected loss over the aim.
+    // keeps one by PickFallback: the cheapest in bytes that clears the aim,
+    // else the most excess removed per byte.
     std::vector<int> fallen;
     while (worst(expected) > goals.aim) {
-      int pick = -1;
-      double pick_excess = std::numeric_limits<double>::infinity();
-      int tried = 0;
+      std::vector<double> e;
+      fb::ModelT base = quantize(equalized, choice, float_ops);
+      if (!search.Expected(base, &e, error)) return false;
+      const double excess_now = excess(e);
+      const int64_t base_bytes = FileBytes(std::move(base));
+      std::vector<FallbackTrial> trials;
       for (const Sensitivity& s : ranking) {
-        if (float_ops[s.op] || tried == kFallbackTrials) continue;
-        ++tried;
+        if (float_ops[s.op] || static_cast<int>(trials.size()) == kFallbackTrials) continue;
         float_ops[s.op] = 1;
-        std::vector<double> e;
         fb::ModelT trial = quantize(equalized, choice, float_ops);
         const bool ok = search.Expected(trial, &e, error);
         float_ops[s.op] = 0;
         if (!ok) return false;
-        if (excess(e) < pick_excess) {
-          pick_excess = excess(e);
-          pick = s.op;
-        }
+        trials.push_back({s.op, excess(e), FileBytes(std::move(trial)) - base_bytes});
       }
+      const int pick = PickFallback(trials, excess_now);
       if (pick < 0) break;  // every operator is in float already
       float_ops[pick] = 1;
       fallen.push_back(pick);
@@ -675,15 +652,23 @@ bool Convert(const Options& o, Report* report, std::string* error) {
       Progress(o, fmt::format("    + {:<28} worst task's expected loss {:.2f} of its goal",
                               f.tensors[f.operators[pick]->outputs[0]]->name, worst(expected)));
     }
-    // The fewest: drop every fallback the aim does not need after all.
-    for (size_t k = fallen.size(); k-- > 0 && fallen.size() > 1;) {
-      const int op = fallen[k];
+    // The fewest bytes: drop every fallback the aim does not need after
+    // all, the one that adds most bytes first.
+    std::vector<std::pair<int64_t, int>> by_bytes;
+    for (int op : fallen) {
+      std::vector<char> without = float_ops;
+      without[op] = 0;
+      by_bytes.push_back({FileBytes(current()) - FileBytes(quantize(float_model(), choice, without)), op});
+    }
+    std::stable_sort(by_bytes.begin(), by_bytes.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [bytes, op] : by_bytes) {
+      if (fallen.size() <= 1) break;
       float_ops[op] = 0;
       const std::vector<double> keep = expected;
       if (!refit()) return false;
       if (worst(expected) <= goals.aim) {
-        Progress(o, fmt::format("    - {:<28} not needed", f.tensors[f.operators[op]->outputs[0]]->name));
-        fallen.erase(fallen.begin() + static_cast<long>(k));
+        Progress(o, fmt::format("    - {:<28} not needed (-{} B)", f.tensors[f.operators[op]->outputs[0]]->name, bytes));
+        fallen.erase(std::find(fallen.begin(), fallen.end(), op));
       } else {
         float_ops[op] = 1;
         expected = keep;
@@ -707,13 +692,12 @@ bool Convert(const Options& o, Report* report, std::string* error) {
   if (!fit_tasks(q, &report->fit_tasks)) return false;
   for (size_t t = 0; t < report->fit_tasks.size(); ++t) report->fit_tasks[t].expected = expected[t];
 
-  // The goals, judged on the check rows: the loss expected from their
-  // distortion within the goal, and the measured loss not over it by more
-  // than kCheckSigmas standard errors (rows this few cannot resolve less).
+  // The goals, judged on the check rows by GoalMet (GoalPolicy::check_sigmas).
   {
     std::vector<host::TaskEvaluation> e;
-    std::vector<double> se, ex;
-    if (!check_scorer.Compare(q, kBootstrapResamples, &e, &se, error) || !check_scorer.Expected(q, &ex, error))
+    std::vector<double> se, ex, ex_se;
+    if (!check_scorer.Compare(q, kBootstrapResamples, &e, &se, error) ||
+        !check_scorer.ExpectedWithError(q, kBootstrapResamples, &ex, &ex_se, error))
       return false;
     report->tasks = CompareTasks(check_scorer.float_metrics(), e);
     report->goals_met = true;
@@ -721,6 +705,7 @@ bool Convert(const Options& o, Report* report, std::string* error) {
       TaskReport& tr = report->tasks[t];
       tr.loss_se = se[t];
       tr.expected = ex[t];
+      tr.expected_se = ex_se[t];
       report->goals_met = report->goals_met && GoalMet(tr, goals);
     }
     Progress(o, fmt::format("  check rows ({}): worst task at {:.2f} of its goal:{}", check.rows,
@@ -851,6 +836,7 @@ std::string ReportJson(const Report& r) {
       j["goal_fraction"] = num(GoalFraction(t, r.goals));
       if (std::isfinite(t.loss_se)) j["loss_se"] = t.loss_se;
       if (std::isfinite(t.expected)) j["expected_goal_fraction"] = t.expected;
+      if (std::isfinite(t.expected_se)) j["expected_goal_fraction_se"] = t.expected_se;
       j["goal_met"] = GoalMet(t, r.goals);
       ordered_json ms = ordered_json::object();
       for (const auto& m : t.metrics)
@@ -939,9 +925,9 @@ std::string ReportTable(const Report& r) {
                    r.goals.auc_drop, 100.0 * r.goals.accuracy_drop, r.goals.nmse_ratio, r.check_rows,
                    r.check_source, r.goals_met ? "met" : "MISSED");
   s += "  loss: measured as a fraction of the goal (+- its standard error); expected: the loss the outputs'\n"
-       "  distortion should cost; a goal is met when expected <= 1 and measured <= 1 + " +
-       fmt::format("{}", r.goals.check_sigmas) + " SE\n";
-  s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}  {:<16} {:>8} {:>9}\n", "task", "metric", "rows",
+       "  distortion should cost (+- its SE); a goal is met when expected + " +
+       fmt::format("{0} SE <= 1 and measured <= 1 + {0} SE\n", r.goals.check_sigmas);
+  s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}  {:<16} {:>14} {:>9}\n", "task", "metric", "rows",
                    "float", "int8", "delta", "loss (goals)", "expected", "fit rows");
   for (const auto& t : r.tasks) {
     const TaskReport* fit = nullptr;
@@ -956,8 +942,11 @@ std::string ReportTable(const Report& r) {
         const std::string loss = std::isfinite(t.loss_se)
                                      ? fmt::format("{:.2f} +- {:.2f}", GoalFraction(t, r.goals), t.loss_se / g)
                                      : fmt::format("{:.2f}", GoalFraction(t, r.goals));
-        tail = fmt::format("  {:<16} {:>8} {:>9}{}", loss,
-                           std::isfinite(t.expected) ? fmt::format("{:.2f}", t.expected) : "-",
+        const std::string expected =
+            !std::isfinite(t.expected)      ? "-"
+            : std::isfinite(t.expected_se) ? fmt::format("{:.2f} +- {:.2f}", t.expected, t.expected_se)
+                                            : fmt::format("{:.2f}", t.expected);
+        tail = fmt::format("  {:<16} {:>14} {:>9}{}", loss, expected,
                            fit && std::isfinite(fit->expected) ? fmt::format("{:.2f}", fit->expected) : "-",
                            GoalMet(t, r.goals) ? "" : "  OVER GOAL");
       }

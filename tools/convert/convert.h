@@ -28,9 +28,19 @@ struct GoalPolicy {
   // (Scorer::Expected) is at most this fraction of its goal, leaving room for
   // the sampling noise of rows they did not see (the check rows, a test set).
   double aim = 0.5;
-  // On the check rows a task meets its goal when its expected loss is
-  // within the goal and its measured loss is not over the goal by more than
-  // this many standard errors.
+  // The verdict on the check rows, which decides whether the model is
+  // written. A task meets its goal when both hold:
+  //  - the upper confidence bound of its expected loss, expected +
+  //    check_sigmas standard errors (bootstrap over the check rows), is
+  //    within the goal: the loss on other rows drawn alike (a test set) is
+  //    then within the goal with ~97.7 % confidence (one-sided, 2 sigma),
+  //    and a task whose expected loss rests on a few rare rows (a wide
+  //    error) fails instead of passing by the luck of the sample;
+  //  - its measured loss (labels) is not over the goal by more than
+  //    check_sigmas standard errors: a check that the expected loss, which
+  //    takes float's outputs as the truth, has not missed a real loss. The
+  //    measured loss alone cannot be bounded from above: with 10 000 rows its
+  //    error is 0.1-0.9 goals of label noise (tools/convert/RESULTS.md).
   double check_sigmas = 2.0;
 };
 
@@ -83,6 +93,8 @@ struct TaskReport {
   // The loss the outputs' distortion on these rows is expected to cost, as a
   // fraction of the goal (Scorer::Expected); NaN if not measured.
   double expected = std::numeric_limits<double>::quiet_NaN();
+  // Bootstrap standard error of `expected` (check rows only); else NaN.
+  double expected_se = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Float against int8 activations of one tensor over the calibration rows.
@@ -155,9 +167,10 @@ bool Convert(const Options& options, Report* report, std::string* error);
 double GoalFraction(const TaskReport& task, const GoalPolicy& goals);
 // A task's goal as a loss (AUC or accuracy drop, NMSE ratio - 1).
 double GoalLoss(host::TaskType type, const GoalPolicy& goals);
-// The check rows' verdict: the expected loss (if measured) at most the goal,
-// and the measured loss at most the goal plus check_sigmas standard errors
-// (plus nothing when the error is unknown).
+// The check rows' verdict (GoalPolicy::check_sigmas): expected (if
+// measured) + check_sigmas x expected_se (0 if unknown) at most 1, and the
+// measured loss at most the goal plus check_sigmas x loss_se (plus nothing
+// when the error is unknown).
 bool GoalMet(const TaskReport& task, const GoalPolicy& goals);
 
 // The report as JSON and as the human-readable tables mtan-convert prints.

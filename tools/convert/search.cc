@@ -59,6 +59,16 @@ double SoftAuc(const std::vector<float>& score, const std::vector<float>& p) {
   return den > 0 ? num / den : std::numeric_limits<double>::quiet_NaN();
 }
 
+// The sample standard deviation of bootstrap replicates: their standard
+// error. NaN for fewer than two.
+double SampleSd(const std::vector<double>& v) {
+  if (v.size() < 2) return std::numeric_limits<double>::quiet_NaN();
+  double m = 0, s = 0;
+  for (double x : v) m += x / static_cast<double>(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
 size_t ArgMax(const float* v, size_t k) {
   size_t best = 0;
   for (size_t c = 1; c < k; ++c)
@@ -69,9 +79,12 @@ size_t ArgMax(const float* v, size_t k) {
 }  // namespace
 
 bool Scorer::Init(const std::vector<uint8_t>& float_file, const host::Spec& spec, host::Dataset rows,
-                  std::vector<int32_t> model_task, std::vector<double> goal, std::string* error) {
+                  std::vector<int32_t> model_task, std::vector<double> goal, std::string* error,
+                  std::vector<char> tail_rows) {
   spec_ = spec;
   rows_ = std::move(rows);
+  tail_ = std::move(tail_rows);
+  tail_.resize(static_cast<size_t>(rows_.rows), 0);
   model_task_ = std::move(model_task);
   goal_ = std::move(goal);
   evaluations_ = 0;
@@ -83,7 +96,6 @@ bool Scorer::Init(const std::vector<uint8_t>& float_file, const host::Spec& spec
   if (rt.Load(float_file, kBatch, MTAN_BACKEND_DEFAULT, error) != MTAN_OK) return false;
   if (!host::PredictModelSpace(rt, spec_, rows_, model_task_, -1, &float_out_, error)) return false;
   float_metrics_.clear();
-  float_soft_.assign(spec_.tasks.size(), 0.0);
   for (size_t t = 0; t < spec_.tasks.size(); ++t) {
     host::TaskEvaluation e;
     e.name = spec_.tasks[t].name;
@@ -91,31 +103,16 @@ bool Scorer::Init(const std::vector<uint8_t>& float_file, const host::Spec& spec
     e.rows = rows_.labels.at(t).observed_rows;
     e.metrics = host::EvaluateTask(spec_.tasks[t], float_out_[t].data(), rows_.labels[t]);
     float_metrics_.push_back(std::move(e));
-    const auto& labels = rows_.labels[t];
-    switch (spec_.tasks[t].type) {
-      case host::TaskType::kBinary:
-        float_soft_[t] = SoftAuc(Observed(t, float_out_[t]), Observed(t, float_out_[t]));
-        break;
-      case host::TaskType::kMulticlass:
-        break;
-      case host::TaskType::kRegression:
-        for (size_t r = 0; r < labels.observed.size(); ++r) {
-          if (!labels.observed[r]) continue;
-          const double e = static_cast<double>(labels.value[r]) - float_out_[t][r];
-          float_soft_[t] += e * e;  // the float model's squared error
-        }
-        break;
-    }
   }
   return true;
 }
 
-std::vector<float> Scorer::Observed(size_t t, const std::vector<float>& v) const {
+std::vector<float> Scorer::Observed(size_t t, const std::vector<float>& v, const std::vector<uint32_t>& idx) const {
   const size_t k = static_cast<size_t>(spec_.tasks[t].classes);
   const auto& observed = rows_.labels[t].observed;
   std::vector<float> out;
-  for (size_t r = 0; r < observed.size(); ++r)
-    if (observed[r]) out.insert(out.end(), v.begin() + r * k, v.begin() + (r + 1) * k);
+  for (uint32_t r : idx)
+    if (observed[r] && !tail_[r]) out.insert(out.end(), v.begin() + r * k, v.begin() + (r + 1) * k);
   return out;
 }
 
@@ -126,23 +123,24 @@ bool Scorer::Outputs(fb::ModelT& model, std::vector<std::vector<float>>* out, st
   return host::PredictModelSpace(rt, spec_, rows_, model_task_, -1, out, error);
 }
 
-bool Scorer::ExpectedLoss(fb::ModelT& model, std::vector<double>* loss, std::string* error) {
-  std::vector<std::vector<float>> out;
-  if (!Outputs(model, &out, error)) return false;
-  loss->assign(spec_.tasks.size(), 0.0);
+std::vector<double> Scorer::LossOn(const std::vector<std::vector<float>>& out,
+                                   const std::vector<uint32_t>& idx) const {
+  std::vector<double> loss(spec_.tasks.size(), 0.0);
   for (size_t t = 0; t < spec_.tasks.size(); ++t) {
     const host::TaskSpec& task = spec_.tasks[t];
-    const auto& observed = rows_.labels[t].observed;
+    const auto& labels = rows_.labels[t];
     const size_t k = static_cast<size_t>(task.classes);
-    double& l = (*loss)[t];
+    double& l = loss[t];
     switch (task.type) {
-      case host::TaskType::kBinary:
-        l = float_soft_[t] - SoftAuc(Observed(t, out[t]), Observed(t, float_out_[t]));
+      case host::TaskType::kBinary: {
+        const std::vector<float> p = Observed(t, float_out_[t], idx);
+        l = SoftAuc(p, p) - SoftAuc(Observed(t, out[t], idx), p);
         break;
+      }
       case host::TaskType::kMulticlass: {
         double n = 0.0;
-        for (size_t r = 0; r < observed.size(); ++r) {
-          if (!observed[r]) continue;
+        for (uint32_t r : idx) {
+          if (!labels.observed[r] || tail_[r]) continue;
           const float* pf = float_out_[t].data() + r * k;
           l += pf[ArgMax(pf, k)] - pf[ArgMax(out[t].data() + r * k, k)];
           n += 1.0;
@@ -152,18 +150,55 @@ bool Scorer::ExpectedLoss(fb::ModelT& model, std::vector<double>* loss, std::str
       }
       case host::TaskType::kRegression: {
         // E[(y - q)^2] - E[(y - f)^2] = E[(q - f)^2] when y - f is noise.
-        double d = 0.0;
-        for (size_t r = 0; r < observed.size(); ++r) {
-          if (!observed[r]) continue;
+        // The distortion (q - f)^2 needs no label: it is averaged over every
+        // row, tail rows included, so that rare inputs (where int8 clips)
+        // count even when no labelled row has them.
+        double d = 0.0, n = 0.0, sse = 0.0, nl = 0.0;
+        for (uint32_t r : idx) {
           const double e = static_cast<double>(out[t][r]) - float_out_[t][r];
           d += e * e;
+          n += 1.0;
+          if (!labels.observed[r] || tail_[r]) continue;  // float's error: on the rows as drawn
+          const double y = static_cast<double>(labels.value[r]) - float_out_[t][r];
+          sse += y * y;
+          nl += 1.0;
         }
-        l = float_soft_[t] > 0 ? d / float_soft_[t] : 0.0;
+        l = sse > 0 && n > 0 ? (d / n) / (sse / nl) : 0.0;
         break;
       }
     }
     if (!std::isfinite(l)) l = 0.0;
   }
+  return loss;
+}
+
+bool Scorer::ExpectedLoss(fb::ModelT& model, std::vector<double>* loss, std::string* error) {
+  std::vector<std::vector<float>> out;
+  if (!Outputs(model, &out, error)) return false;
+  std::vector<uint32_t> all(static_cast<size_t>(rows_.rows));
+  for (uint32_t r = 0; r < all.size(); ++r) all[r] = r;
+  *loss = LossOn(out, all);
+  return true;
+}
+
+bool Scorer::ExpectedWithError(fb::ModelT& model, int resamples, std::vector<double>* fraction,
+                               std::vector<double>* fraction_se, std::string* error) {
+  std::vector<std::vector<float>> out;
+  if (!Outputs(model, &out, error)) return false;
+  const uint32_t n = static_cast<uint32_t>(rows_.rows);
+  std::vector<uint32_t> idx(n);
+  for (uint32_t r = 0; r < n; ++r) idx[r] = r;
+  *fraction = Fractions(LossOn(out, idx));
+  std::mt19937_64 rng(20240614);
+  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
+  std::vector<std::vector<double>> fractions(fraction->size());
+  for (int b = 0; b < resamples; ++b) {
+    for (auto& i : idx) i = pick(rng);
+    const std::vector<double> f = Fractions(LossOn(out, idx));
+    for (size_t t = 0; t < f.size(); ++t) fractions[t].push_back(f[t]);
+  }
+  fraction_se->clear();
+  for (const auto& v : fractions) fraction_se->push_back(SampleSd(v));
   return true;
 }
 
@@ -220,15 +255,8 @@ bool Scorer::Compare(fb::ModelT& model, int resamples, std::vector<host::TaskEva
       if (std::isfinite(l)) losses[t].push_back(l);
     }
   }
-  loss_se->assign(spec_.tasks.size(), std::numeric_limits<double>::quiet_NaN());
-  for (size_t t = 0; t < spec_.tasks.size(); ++t) {
-    const auto& v = losses[t];
-    if (v.size() < 2) continue;
-    double m = 0, s = 0;
-    for (double x : v) m += x / static_cast<double>(v.size());
-    for (double x : v) s += (x - m) * (x - m);
-    (*loss_se)[t] = std::sqrt(s / static_cast<double>(v.size() - 1));
-  }
+  loss_se->clear();
+  for (const auto& v : losses) loss_se->push_back(SampleSd(v));
   return true;
 }
 
@@ -240,6 +268,48 @@ double Total(const std::vector<double>& per_task) {
   double s = 0.0;
   for (double d : per_task) s += d;
   return s;
+}
+
+std::vector<uint32_t> SearchRows(const host::Dataset& data, const SearchRowCounts& counts,
+                                 std::vector<char>* tail) {
+  const uint32_t n = static_cast<uint32_t>(data.rows);
+  const size_t features = data.features.size();
+  std::vector<char> take(n, 0);  // 1: by the first two rules, 2: a tail row only
+  std::vector<uint32_t> labelled(data.labels.size(), 0);
+  auto add = [&](uint32_t r, char how) {
+    if (take[r]) return;
+    take[r] = how;
+    for (size_t u = 0; u < data.labels.size(); ++u) labelled[u] += data.labels[u].observed[r];
+  };
+  for (uint32_t r = 0; r < std::min(n, counts.first); ++r) add(r, 1);
+  for (uint32_t r = std::min(n, counts.first); r < n; ++r)
+    for (size_t t = 0; t < data.labels.size(); ++t)
+      if (data.labels[t].observed[r] && labelled[t] < counts.labels) add(r, 1);
+  if (counts.tail > 0 && n > 0) {
+    std::vector<uint32_t> order(n);
+    for (size_t i = 0; i < features; ++i) {
+      for (uint32_t r = 0; r < n; ++r) order[r] = r;
+      auto value = [&](uint32_t r) { return data.x[static_cast<size_t>(r) * features + i]; };
+      const uint32_t k = std::min(counts.tail, n);
+      // Ties go to the earliest rows, so that the choice is reproducible.
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](uint32_t a, uint32_t b) {
+        return value(a) < value(b) || (value(a) == value(b) && a < b);
+      });
+      for (uint32_t j = 0; j < k; ++j) add(order[j], 2);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](uint32_t a, uint32_t b) {
+        return value(a) > value(b) || (value(a) == value(b) && a < b);
+      });
+      for (uint32_t j = 0; j < k; ++j) add(order[j], 2);
+    }
+  }
+  std::vector<uint32_t> idx;
+  if (tail) tail->clear();
+  for (uint32_t r = 0; r < n; ++r) {
+    if (!take[r]) continue;
+    idx.push_back(r);
+    if (tail) tail->push_back(take[r] == 2 ? 1 : 0);
+  }
+  return idx;
 }
 
 bool SearchRanges(Scorer& scorer, const std::function<fb::ModelT(const std::vector<int>&)>& build,
@@ -433,6 +503,27 @@ bool RankSensitivity(Scorer& scorer, const std::function<fb::ModelT(const std::v
   std::stable_sort(ranking->begin(), ranking->end(),
                    [](const Sensitivity& a, const Sensitivity& b) { return a.score > b.score; });
   return true;
+}
+
+int PickFallback(const std::vector<FallbackTrial>& trials, double excess_now) {
+  int pick = -1;
+  // Clears the aim: the fewest bytes.
+  for (size_t k = 0; k < trials.size(); ++k)
+    if (trials[k].excess <= 0.0 && (pick < 0 || trials[k].bytes < trials[pick].bytes)) pick = static_cast<int>(k);
+  if (pick >= 0) return trials[pick].op;
+  // Else the most excess removed per byte; if none removes any, the least excess left.
+  double best = 0.0;
+  for (size_t k = 0; k < trials.size(); ++k) {
+    const double gain = (excess_now - trials[k].excess) / static_cast<double>(std::max<int64_t>(1, trials[k].bytes));
+    if (gain > best) {
+      best = gain;
+      pick = static_cast<int>(k);
+    }
+  }
+  if (pick < 0)
+    for (size_t k = 0; k < trials.size(); ++k)
+      if (pick < 0 || trials[k].excess < trials[pick].excess) pick = static_cast<int>(k);
+  return pick < 0 ? -1 : trials[pick].op;
 }
 
 }  // namespace mtan::convert
