@@ -24,7 +24,7 @@ constexpr uint32_t kRows = 7;
 constexpr int kThreads = 4;
 
 struct Job {
-  std::vector<uint8_t> file;
+  host::ModelBytes file;  // aligned as mtan_load requires (a vector is not, on 32-bit ARM)
   mtan_backend backend;
   std::vector<float> rows, want;
 };
@@ -103,7 +103,7 @@ TEST_SUITE("concurrency") {
       REQUIRE_MESSAGE(host::AddGoldenCase(m, job.rows, kRows, job.want,
                                           std::vector<float>(host::OutputsPerRow(m), 0.0f), &error),
                       error);
-      job.file = host::FinishModel(m, kRows);
+      job.file = host::ModelBytes(host::FinishModel(m, kRows));
       jobs.push_back(std::move(job));
     }
     const double seconds = StressSeconds();
