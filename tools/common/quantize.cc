@@ -190,6 +190,7 @@ QuantizeRule RuleFor(fb::OpCode code) {
     case fb::OpCode::ADD: return {false, -1};
     case fb::OpCode::ATTENTION_POOL: return {false, -1};
     case fb::OpCode::SOFTMAX: return {true, -1};
+    case fb::OpCode::CONCAT: return {false, -1};  // each input keeps its own scale
     case fb::OpCode::DEQUANTIZE: break;  // only int8 models have one
   }
   throw std::invalid_argument(std::string("no quantize rule for operator ") +

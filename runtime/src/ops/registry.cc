@@ -4,7 +4,7 @@
 namespace mtan {
 
 extern const OpRegistration kQuantizeOp, kFullyConnectedOp, kLogisticOp, kTanhOp, kMulOp, kAddOp,
-    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp;
+    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp, kConcatOp;
 
 namespace {
 
@@ -18,6 +18,7 @@ const OpRegistration* const kOps[] = {
     &kAttentionPoolOp,  // ATTENTION_POOL
     &kSoftmaxOp,        // SOFTMAX
     &kDequantizeOp,     // DEQUANTIZE
+    &kConcatOp,         // CONCAT
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(fb::OpCode::MAX) + 1,
               "one registration per opcode of schema/mtan.fbs");
