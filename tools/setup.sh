@@ -18,7 +18,7 @@ mode=${1:-}
 want=(build-essential cmake ninja-build pkg-config git
       libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
       libflatbuffers-dev flatbuffers-compiler doctest-dev
-      libfmt-dev libcli11-dev nlohmann-json3-dev)
+      libfmt-dev libcli11-dev nlohmann-json3-dev libxxhash-dev)
 if [ "$mode" = "--sanitizers" ] || [ "$mode" = "--cross" ]; then
   want+=(clang-14 libclang-rt-14-dev)
 fi
@@ -26,6 +26,8 @@ if [ "$mode" != "--runtime" ]; then
   # libtorch calls the system BLAS: without OpenBLAS it falls back to the
   # reference BLAS and trains ~14x slower.
   want+=(libtorch-dev libopenblas0-pthread gnuplot-nox)
+  # xxhsum: tests check that a model's footer is XXH64 as outside tools see it.
+  want+=(xxhash)
   # mtan-bench --onnx: Debian's python3 (not a pyenv one) reads .mtan files
   # and writes ONNX; Node.js runs onnxruntime-node. A Node.js from elsewhere
   # (NodeSource's, which bundles npm) is kept.
@@ -40,7 +42,7 @@ if [ "$mode" = "--cross" ]; then
   want+=(qemu-user)
   for d in arm64 armhf; do
     want+=("crossbuild-essential-$d" "libc6:$d" "libstdc++6:$d" "libgcc-s1:$d"
-           "libflatbuffers-dev:$d" "libfmt-dev:$d")
+           "libflatbuffers-dev:$d" "libfmt-dev:$d" "libxxhash-dev:$d")
     # Added before the one `apt-get update`, so that it fetches their lists.
     case " $(dpkg --print-foreign-architectures | tr '\n' ' ') " in
       *" $d "*) ;;

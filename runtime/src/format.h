@@ -7,40 +7,37 @@
 #include <stdint.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace mtan {
 
 constexpr char kFileIdentifier[4] = {'M', 'T', 'A', 'N'};
-constexpr char kFooterMagic[4] = {'M', 'T', 'C', 'K'};
+constexpr char kFooterMagic[4] = {'M', 'T', 'X', 'H'};     // format 1.2: XXH64
+constexpr char kOldFooterMagic[4] = {'M', 'T', 'C', 'K'};  // 1.0 and 1.1
 constexpr size_t kFooterBytes = 16;
 
 struct Footer {
-  uint64_t checksum;         // Checksum64 of the FlatBuffer bytes
+  uint64_t checksum;         // Checksum64 (XXH64) of the FlatBuffer bytes
   uint32_t flatbuffer_bytes; // length of the FlatBuffer that precedes the footer
   char magic[4];             // kFooterMagic
 };
 static_assert(sizeof(Footer) == kFooterBytes, "footer layout");
 
-// A fast 64-bit checksum for telling a corrupted download from a good file.
-// Not cryptographic: authenticity needs a signature checked by the app.
-inline uint64_t Checksum64(const uint8_t* data, size_t n) {
-  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
-  uint64_t lanes[4] = {kP1, kP2, kP1 ^ kP2, kP2 - kP1};
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int l = 0; l < 4; ++l) {
-      uint64_t w;
-      memcpy(&w, data + i + 8 * l, 8);
-      uint64_t h = lanes[l] + w * kP2;
-      lanes[l] = ((h << 31) | (h >> 33)) * kP1;
-    }
-  }
-  uint64_t h = n * kP1;
-  for (int l = 0; l < 4; ++l) h = (h ^ lanes[l]) * kP2 + (h >> 29);
-  for (; i < n; ++i) h = (h ^ data[i]) * kP1;
-  h ^= h >> 33;
-  h *= kP2;
-  h ^= h >> 29;
-  return h;
+// XXH64 (seed 0) of the FlatBuffer bytes, from Debian's libxxhash-dev
+// inlined (no library to link, no heap), so outside tools can check a file:
+// `head -c <flatbuffer_bytes> model.mtan | xxhsum -H64` prints the footer's
+// checksum. Not cryptographic: authenticity needs a signature checked by the
+// app. Format 1.2 changed it from an own XXH64-like mix; files sealed with
+// that one carry kOldFooterMagic and are refused with MTAN_ERROR_VERSION.
+inline uint64_t Checksum64(const uint8_t* data, size_t n) { return XXH64(data, n, 0); }
+
+inline Footer MakeFooter(const uint8_t* flatbuffer, size_t n) {
+  Footer f;
+  f.checksum = Checksum64(flatbuffer, n);
+  f.flatbuffer_bytes = static_cast<uint32_t>(n);
+  memcpy(f.magic, kFooterMagic, 4);
+  return f;
 }
 
 }  // namespace mtan

@@ -509,6 +509,10 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
                     MTAN_MAX_FILE_BYTES);
   Footer footer;
   memcpy(&footer, p + bytes - kFooterBytes, kFooterBytes);
+  if (memcmp(footer.magic, kOldFooterMagic, 4) == 0 && footer.flatbuffer_bytes == bytes - kFooterBytes)
+    return SetError(MTAN_ERROR_VERSION, "model format 1.0 or 1.1 (its checksum is not XXH64): this "
+                    "runtime reads format %d.%d; convert the model again", MTAN_VERSION_MAJOR,
+                    MTAN_VERSION_MINOR);
   if (memcmp(footer.magic, kFooterMagic, 4) != 0 ||
       footer.flatbuffer_bytes != bytes - kFooterBytes)
     return SetError(MTAN_ERROR_TRUNCATED, "model footer missing or length mismatch: the file is "

@@ -317,10 +317,7 @@ size_t FlatBufferBytes(const uint8_t* data, size_t size) {
 }
 
 size_t Reseal(uint8_t* data, size_t fb_bytes) {
-  Footer f;
-  f.checksum = Checksum64(data, fb_bytes);
-  f.flatbuffer_bytes = static_cast<uint32_t>(fb_bytes);
-  std::memcpy(f.magic, kFooterMagic, 4);
+  const Footer f = MakeFooter(data, fb_bytes);
   std::memcpy(data + fb_bytes, &f, kFooterBytes);
   return fb_bytes + kFooterBytes;
 }

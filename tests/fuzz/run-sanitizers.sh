@@ -8,7 +8,9 @@
 #   2. runs ctest there, except zero_heap_test (it interposes malloc, which
 #      ASan owns) and demo.first_command (the user's Release build; it would
 #      reconfigure this one);
-#   3. builds the libFuzzer target with clang 14 in build-fuzz/ (runtime and
+#   3. builds runtime_tests with ThreadSanitizer in build-tsan/ and runs its
+#      threading suites, the four-thread stress for TSAN_SECONDS (default 10);
+#   4. builds the libFuzzer target with clang 14 in build-fuzz/ (runtime and
 #      host library instrumented: address, undefined, fuzzer-no-link) and
 #      fuzzes mtan_load / mtan_run / mtan_self_test for FUZZ_SECONDS (default
 #      60) from the generated seed corpus; a crash, hang or sanitizer report
@@ -45,6 +47,21 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 t=$SECONDS
 ctest --test-dir "$build" --output-on-failure -j"$jobs" -E '^(zero_heap_test|demo\..*)$'
 echo "run-sanitizers: ctest under ASan + UBSan in $((SECONDS - t)) s"
+
+# ThreadSanitizer (any report fails): four threads on models of their own,
+# and the one-model contract (MTAN_ERROR_BUSY, per-thread errors).
+t=$SECONDS
+tsan_build=${MTAN_TSAN_BUILD_DIR:-build-tsan}
+cmake -S . -B "$tsan_build" -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DCMAKE_C_FLAGS="-fsanitize=thread" -DCMAKE_CXX_FLAGS="-fsanitize=thread" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+  -DMTAN_BUILD_TRAINER=OFF -DMTAN_BENCH_TORCH=OFF >/dev/null
+cmake --build "$tsan_build" -j"$jobs" --target runtime_tests
+TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
+  MTAN_STRESS_SECONDS=${TSAN_SECONDS:-10} \
+  "$tsan_build/bin/runtime_tests" -ts=concurrency,threads --min-cases=5
+echo "run-sanitizers: ThreadSanitizer suites in $((SECONDS - t)) s"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
   t=$SECONDS

@@ -18,6 +18,8 @@ using namespace mtan;
 
 namespace {
 
+const std::string kVersion = std::to_string(MTAN_VERSION_MAJOR) + "." + std::to_string(MTAN_VERSION_MINOR);
+
 class TempDir {
  public:
   TempDir() {
@@ -92,7 +94,7 @@ TEST_CASE("a valid file, as JSON") {
   REQUIRE_MESSAGE(o.code == 0, o.err);
   const auto d = nlohmann::json::parse(o.out);
   CHECK(d["file_bytes"] == file.size());
-  CHECK(d["version"] == "1.1");  // 1.1: per-output golden tolerances
+  CHECK(d["version"] == kVersion);
   CHECK(d["producer"] == "mtan-convert 1.0");
   CHECK(d["dtype"] == "int8");
   CHECK(d["properties"]["calibration"] == "minmax");
@@ -138,7 +140,7 @@ TEST_CASE("a valid file, as text") {
   TempDir dir;
   const Outcome o = Inspect({dir.Write("m.mtan", RichInt8Model())});
   REQUIRE_MESSAGE(o.code == 0, o.err);
-  for (const char* want : {"format 1.1", "producer: mtan-convert 1.0", "inputs (10)", "tasks (3)",
+  for (const std::string& want : std::vector<std::string>{"format " + kVersion, "producer: mtan-convert 1.0", "inputs (10)", "tasks (3)",
                            "category", "MULTICLASS", "plan:", "ATTENTION_POOL", "per-channel",
                            "arena bytes", "int8/click/auc", "golden cases: 1"})
     CHECK_MESSAGE(o.out.find(want) != std::string::npos, "missing '" << want << "'");
@@ -151,7 +153,7 @@ TEST_CASE("--summary: the tasks and the arena without the long lists") {
   const Outcome full = Inspect({path});
   const Outcome o = Inspect({path, "--summary"});
   REQUIRE_MESSAGE(o.code == 0, o.err);
-  for (const char* want : {"format 1.1", "inputs (10)", "tasks (3)", "plan:", "operators (",
+  for (const std::string& want : std::vector<std::string>{"format " + kVersion, "inputs (10)", "tasks (3)", "plan:", "operators (",
                            "weight bytes", "arena bytes", "metrics (1)", "golden cases: 1"})
     CHECK_MESSAGE(o.out.find(want) != std::string::npos, "missing '" << want << "'");
   // The per-input, per-operator and metric lines are what it leaves out.

@@ -60,10 +60,7 @@ std::vector<uint8_t> TinyModel() {
   flatbuffers::FlatBufferBuilder fbb;
   fb::FinishModelBuffer(fbb, fb::Model::Pack(fbb, &m));
   std::vector<uint8_t> out(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
-  Footer footer;
-  footer.checksum = Checksum64(out.data(), out.size());
-  footer.flatbuffer_bytes = static_cast<uint32_t>(out.size());
-  std::memcpy(footer.magic, kFooterMagic, 4);
+  const Footer footer = MakeFooter(out.data(), out.size());
   const uint8_t* f = reinterpret_cast<const uint8_t*>(&footer);
   out.insert(out.end(), f, f + sizeof footer);
   return out;

@@ -2,6 +2,7 @@
 // message, never a crash. Files are sealed with a valid checksum (unless the
 // test is about the checksum) so that the check under test is the one hit.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 
@@ -74,6 +75,43 @@ TEST_CASE("a FlatBuffer the verifier rejects, with a valid checksum") {
   footer.checksum = Checksum64(file.data(), footer.flatbuffer_bytes);
   std::memcpy(file.data() + file.size() - kFooterBytes, &footer, kFooterBytes);
   Expect(file, MTAN_ERROR_MALFORMED, "verifier");
+}
+
+TEST_CASE("format 1.2: the footer holds XXH64, and 1.0 / 1.1 footers are refused by version") {
+  const auto good = Broken(false, [](fb::ModelT&) {});
+  Footer footer;
+  std::memcpy(&footer, good.data() + good.size() - kFooterBytes, kFooterBytes);
+  CHECK(std::memcmp(footer.magic, "MTXH", 4) == 0);
+  // XXH64 with seed 0 of the FlatBuffer, as libxxhash computes it.
+  CHECK(footer.checksum == XXH64(good.data(), footer.flatbuffer_bytes, 0));
+  // XXH64's published test vector: the empty input, seed 0.
+  CHECK(Checksum64(nullptr, 0) == 0xEF46DB3751D8E999ull);
+  auto old = good;
+  std::memcpy(old.data() + old.size() - kFooterBytes + 12, "MTCK", 4);
+  Expect(old, MTAN_ERROR_VERSION, "format 1.0 or 1.1");
+  // A truncated old file is still reported as truncated.
+  old.push_back(0);
+  Expect(old, MTAN_ERROR_TRUNCATED, "trailing");
+#ifndef MTAN_TEST_CROSSCOMPILING
+  // Outside tools check it too: xxhsum -H64 of the FlatBuffer prints the
+  // footer's checksum.
+  const std::string path = "verifier_test_xxh64.bin";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  REQUIRE(std::fwrite(good.data(), 1, footer.flatbuffer_bytes, f) == footer.flatbuffer_bytes);
+  std::fclose(f);
+  FILE* p = popen(("xxhsum -H64 " + path + " 2>/dev/null").c_str(), "r");
+  REQUIRE(p != nullptr);
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, p) != nullptr;
+  const int rc = pclose(p);
+  std::remove(path.c_str());
+  REQUIRE_MESSAGE(read, "xxhsum printed nothing (tools/setup.sh installs it)");
+  REQUIRE_MESSAGE(rc == 0, "xxhsum failed: " << line);
+  char want[17];
+  std::snprintf(want, sizeof want, "%016llx", static_cast<unsigned long long>(footer.checksum));
+  CHECK_MESSAGE(std::string(line).find(want) != std::string::npos, "xxhsum: " << line << ", footer: " << want);
+#endif
 }
 
 TEST_CASE("a newer major version is refused") {

@@ -45,8 +45,10 @@ extern "C" {
 #endif
 
 #define MTAN_VERSION_MAJOR 1
-#define MTAN_VERSION_MINOR 1  /* 1.1: per-output golden tolerances, MTAN_ERROR_BUSY,
-                                 MTAN_ERROR_NAME, MTAN_MAX_ARENA_BYTES */
+#define MTAN_VERSION_MINOR 2  /* 1.1: per-output golden tolerances, MTAN_ERROR_BUSY,
+                                 MTAN_ERROR_NAME, MTAN_MAX_ARENA_BYTES.
+                                 1.2: the footer's checksum is XXH64; 1.0 and
+                                 1.1 files get MTAN_ERROR_VERSION */
 
 /* Pass as `task` to run every task. */
 #define MTAN_ALL_TASKS (-1)

@@ -42,7 +42,7 @@ import os
 import struct
 import sys
 
-FOOTER_BYTES = 16  # runtime/src/format.h: checksum u64, flatbuffer bytes u32, "MTCK"
+FOOTER_BYTES = 16  # runtime/src/format.h: checksum u64, flatbuffer bytes u32, "MTXH"
 OPSET = 17         # the newest opset of Debian 12's onnx 1.12
 
 
@@ -53,8 +53,8 @@ class ExportError(Exception):
 def read_model(path, fb):
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < FOOTER_BYTES + 8 or data[-4:] != b"MTCK":
-        raise ExportError("not a .mtan file (no MTCK footer)")
+    if len(data) < FOOTER_BYTES + 8 or data[-4:] != b"MTXH":
+        raise ExportError("not a .mtan file of format 1.2 or later (no MTXH footer)")
     n = struct.unpack_from("<I", data, len(data) - 8)[0]
     if n != len(data) - FOOTER_BYTES or data[4:8] != b"MTAN":
         raise ExportError(f"not a .mtan file (footer length {n}, file {len(data)} bytes)")
