@@ -460,6 +460,16 @@ mtan_status VerifyContext::ShapesDiffer(uint32_t o) const {
 
 double VerifyContext::InputBound(uint32_t t) const { return BoundValue(bound[t]); }
 
+double VerifyContext::MaxInputBound(uint32_t o, uint32_t first) const {
+  const auto* ins = m->operators()->Get(o)->inputs();
+  double worst = 0.0;
+  for (uint32_t k = first; k < ins->size(); ++k) {
+    const double b = InputBound(ins->Get(k));
+    worst = b > worst ? b : worst;
+  }
+  return worst;
+}
+
 float VerifyContext::Scale(uint32_t t) const { return T(t)->quantization()->scale()->Get(0); }
 
 int32_t VerifyContext::ZeroPoint(uint32_t t) const {

@@ -33,13 +33,7 @@ mtan_status Verify(VerifyContext& c, uint32_t o) {
 
 // A convex combination of the values.
 double FloatBound(VerifyContext& c, uint32_t o) {
-  const auto* ins = c.m->operators()->Get(o)->inputs();
-  double worst = 0.0;
-  for (uint32_t k = ins->size() / 2; k < ins->size(); ++k) {
-    const double b = c.InputBound(ins->Get(k));
-    worst = b > worst ? b : worst;
-  }
-  return worst;
+  return c.MaxInputBound(o, c.m->operators()->Get(o)->inputs()->size() / 2);
 }
 
 void Prepare(PrepareContext& c, OpState* st) {

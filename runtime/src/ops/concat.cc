@@ -44,15 +44,7 @@ mtan_status Verify(VerifyContext& c, uint32_t o) {
 }
 
 // A copy of the inputs: the largest of their bounds.
-double FloatBound(VerifyContext& c, uint32_t o) {
-  const auto* ins = c.m->operators()->Get(o)->inputs();
-  double worst = 0.0;
-  for (uint32_t k = 0; k < ins->size(); ++k) {
-    const double b = c.InputBound(ins->Get(k));
-    worst = b > worst ? b : worst;
-  }
-  return worst;
-}
+double FloatBound(VerifyContext& c, uint32_t o) { return c.MaxInputBound(o, 0); }
 
 void Prepare(PrepareContext& c, OpState* st) {
   const auto* ins = c.op->inputs();

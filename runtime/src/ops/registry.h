@@ -91,6 +91,9 @@ struct VerifyContext {
   mtan_status ShapesDiffer(uint32_t o) const;
   // The value bound of float32 tensor t (an earlier operator's output).
   double InputBound(uint32_t t) const;
+  // The largest bound of operator o's inputs first.. (outputs that copy or
+  // convexly combine their inputs).
+  double MaxInputBound(uint32_t o, uint32_t first) const;
   // Largest row sum of |w| (weights [O, I]) or largest |b| (a vector) of a
   // float32 constant, computed once per data.
   double ConstantBound(uint32_t t);
