@@ -35,9 +35,11 @@ constexpr uint8_t kBackendXnnpack = 1;
 
 // Bytes of per-operator parameters kept inside OpState (its struct is the
 // operator's own: pointers to what prepare carved, counts, precomputed
-// values). OpState stays 160 bytes on 64-bit targets, as before the split,
-// so that arena sizes and mtan-convert's files did not change.
-constexpr size_t kOpParamsBytes = 72;
+// values; the largest today is CONCAT's, a count and four pointers). OpState
+// stays the size it had before the split into ops/ (160 bytes on 64-bit
+// targets, 96 on 32-bit ones), so that arena sizes, and the files
+// mtan-convert writes, which record the measured arena size, did not change.
+constexpr size_t kOpParamsBytes = sizeof(void*) == 8 ? 72 : 32;
 
 // Everything one operator needs at run time, decided at load.
 struct OpState {
