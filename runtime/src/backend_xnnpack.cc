@@ -7,6 +7,8 @@
 //   the operators used here allocate nothing;
 // - int8 fully-connected with per-channel scales is a 1x1 qc8 convolution;
 // - there is no float tanh, softmax over a row is done by our kernels.
+// Which operators XNNPACK runs, and how each is created and set up, is the
+// operator's own (runtime/src/ops/<op>.cc); this file routes allocations.
 #include <math.h>
 #include <string.h>
 #include <xnnpack.h>
@@ -94,74 +96,20 @@ mtan_status XnnpackInit() {
 }
 
 bool XnnpackHandles(const OpState& op) {
-  switch (op.code) {
-    case fb::OpCode::FULLY_CONNECTED:
-    case fb::OpCode::MUL:
-    case fb::OpCode::ADD:
-      return true;
-    case fb::OpCode::LOGISTIC:  // float: Debian's XNNPACK (2022-02) returns NaN
-                                // for |x| above about 5.3e26, inside the
-                                // verifier's float bounds; our kernel does not
-    case fb::OpCode::TANH:      // float: XNNPACK has none
-      return op.int8;
-    default:
-      return false;
-  }
+  const OpRegistration* reg = FindOp(op.code);
+  return reg->xnn_handles != nullptr && reg->xnn_handles(op);
 }
 
 mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name) {
   g_arena = arena;
   g_scratch_used = 0;
   const bool sizing = arena->base == nullptr;
-  xnn_operator_t x = nullptr;
-  xnn_status s = xnn_status_success;
-  const int8_t lo = static_cast<int8_t>(op->relu ? op->zp_out : -128);
-  switch (op->code) {
-    case fb::OpCode::FULLY_CONNECTED:
-      if (op->int8) {
-        s = xnn_create_convolution2d_nhwc_qc8(
-            0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, op->in_channels, op->out_channels, op->in_channels,
-            op->out_channels, static_cast<int8_t>(op->zp_in0), op->scale_in0,
-            op->weight_scales, static_cast<const int8_t*>(op->weights),
-            static_cast<const int32_t*>(op->bias), static_cast<int8_t>(op->zp_out), op->scale_out,
-            lo, 127, 0, &x);
-      } else {
-        s = xnn_create_fully_connected_nc_f32(
-            op->in_channels, op->out_channels, op->in_channels, op->out_channels,
-            static_cast<const float*>(op->weights), static_cast<const float*>(op->bias),
-            op->relu ? 0.0f : -INFINITY, INFINITY, 0, &x);
-      }
-      break;
-    case fb::OpCode::LOGISTIC:
-      s = op->int8 ? xnn_create_sigmoid_nc_qs8(op->in_channels, op->in_channels, op->in_channels,
-                                               static_cast<int8_t>(op->zp_in0), op->scale_in0,
-                                               -128, 1.0f / 256, -128, 127, 0, &x)
-                   : xnn_create_sigmoid_nc_f32(op->in_channels, op->in_channels, op->in_channels,
-                                               0, &x);
-      break;
-    case fb::OpCode::TANH:
-      s = xnn_create_tanh_nc_qs8(op->in_channels, op->in_channels, op->in_channels,
-                                 static_cast<int8_t>(op->zp_in0), op->scale_in0, 0, 1.0f / 128,
-                                 -128, 127, 0, &x);
-      break;
-    case fb::OpCode::MUL:
-      s = op->int8 ? xnn_create_multiply_nd_qs8(
-                         static_cast<int8_t>(op->zp_in0), op->scale_in0,
-                         static_cast<int8_t>(op->zp_in1), op->scale_in1,
-                         static_cast<int8_t>(op->zp_out), op->scale_out, -128, 127, 0, &x)
-                   : xnn_create_multiply_nd_f32(-INFINITY, INFINITY, 0, &x);
-      break;
-    case fb::OpCode::ADD:
-      s = op->int8 ? xnn_create_add_nd_qs8(static_cast<int8_t>(op->zp_in0), op->scale_in0,
-                                           static_cast<int8_t>(op->zp_in1), op->scale_in1,
-                                           static_cast<int8_t>(op->zp_out), op->scale_out, -128,
-                                           127, 0, &x)
-                   : xnn_create_add_nd_f32(-INFINITY, INFINITY, 0, &x);
-      break;
-    default:
-      s = xnn_status_unsupported_parameter;
-      break;
-  }
+  const OpRegistration* reg = FindOp(op->code);
+  void* created = nullptr;
+  const xnn_status s = reg->xnn_create != nullptr
+                           ? static_cast<xnn_status>(reg->xnn_create(*op, &created))
+                           : xnn_status_unsupported_parameter;
+  xnn_operator_t x = static_cast<xnn_operator_t>(created);
   g_arena = nullptr;
   if (sizing) {
     // Counted; a refused allocation is expected here.
@@ -181,50 +129,10 @@ mtan_status XnnpackRun(OpState* op, uint32_t batch, void* threadpool) {
   xnn_operator_t x = static_cast<xnn_operator_t>(op->xnn_op);
   pthreadpool_t pool = static_cast<pthreadpool_t>(threadpool);
   if (op->setup_batch != batch || op->setup_pool != threadpool) {
-    xnn_status s = xnn_status_success;
-    const size_t shape[2] = {batch, op->in_channels};
-    switch (op->code) {
-      case fb::OpCode::FULLY_CONNECTED:
-        s = op->int8 ? xnn_setup_convolution2d_nhwc_qc8(x, batch, 1, 1,
-                                                        static_cast<const int8_t*>(op->in0),
-                                                        static_cast<int8_t*>(op->out), pool)
-                     : xnn_setup_fully_connected_nc_f32(x, batch, static_cast<const float*>(op->in0),
-                                                        static_cast<float*>(op->out), pool);
-        break;
-      case fb::OpCode::LOGISTIC:
-        s = op->int8 ? xnn_setup_sigmoid_nc_qs8(x, batch, static_cast<const int8_t*>(op->in0),
-                                                static_cast<int8_t*>(op->out), pool)
-                     : xnn_setup_sigmoid_nc_f32(x, batch, static_cast<const float*>(op->in0),
-                                                static_cast<float*>(op->out), pool);
-        break;
-      case fb::OpCode::TANH:
-        s = xnn_setup_tanh_nc_qs8(x, batch, static_cast<const int8_t*>(op->in0),
-                                  static_cast<int8_t*>(op->out), pool);
-        break;
-      case fb::OpCode::MUL:
-        s = op->int8 ? xnn_setup_multiply_nd_qs8(x, 2, shape, 2, shape,
-                                                 static_cast<const int8_t*>(op->in0),
-                                                 static_cast<const int8_t*>(op->in1),
-                                                 static_cast<int8_t*>(op->out), pool)
-                     : xnn_setup_multiply_nd_f32(x, 2, shape, 2, shape,
-                                                 static_cast<const float*>(op->in0),
-                                                 static_cast<const float*>(op->in1),
-                                                 static_cast<float*>(op->out), pool);
-        break;
-      case fb::OpCode::ADD:
-        s = op->int8 ? xnn_setup_add_nd_qs8(x, 2, shape, 2, shape,
-                                            static_cast<const int8_t*>(op->in0),
-                                            static_cast<const int8_t*>(op->in1),
-                                            static_cast<int8_t*>(op->out), pool)
-                     : xnn_setup_add_nd_f32(x, 2, shape, 2, shape,
-                                            static_cast<const float*>(op->in0),
-                                            static_cast<const float*>(op->in1),
-                                            static_cast<float*>(op->out), pool);
-        break;
-      default:
-        s = xnn_status_invalid_parameter;
-        break;
-    }
+    const OpRegistration* reg = FindOp(op->code);
+    const xnn_status s = reg->xnn_setup != nullptr
+                             ? static_cast<xnn_status>(reg->xnn_setup(*op, x, batch, threadpool))
+                             : xnn_status_invalid_parameter;
     if (s != xnn_status_success) return FromXnn(s, "set up", fb::EnumNameOpCode(op->code));
     op->setup_batch = batch;
     op->setup_pool = threadpool;

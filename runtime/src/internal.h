@@ -9,6 +9,7 @@
 
 #include "mtan/mtan.h"
 #include "mtan_generated.h"
+#include "ops/registry.h"
 
 namespace mtan {
 
@@ -41,39 +42,6 @@ struct ModelView {
 // Verifies `data` completely (footer, checksum, FlatBuffer, semantics). The
 // caller holds the load lock: the verifier's working memory is static.
 mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view);
-
-// Everything one operator needs at run time, decided at load.
-struct OpState {
-  fb::OpCode code;
-  bool relu;
-  bool int8;
-  uint8_t backend;       // kBackendReference or kBackendXnnpack
-  uint32_t in_channels;  // per-row elements of the (first) input
-  uint32_t out_channels;
-  const void* in0;       // activations in the arena (QUANTIZE: rows at run)
-  const void* in1;
-  void* out;
-  const void* weights;   // FULLY_CONNECTED, in the model bytes
-  const void* bias;
-  const float* scales;   // FULLY_CONNECTED int8: per-channel requant scales;
-                         // QUANTIZE: [mul..., add...] per feature
-  const float* weight_scales;  // FULLY_CONNECTED int8: per channel, in the model bytes
-  const int8_t* lut;     // LOGISTIC / TANH int8: 256 entries
-  // Per-tensor quantization: zero points and scales of in0, in1 and out.
-  int32_t zp_in0, zp_in1, zp_out;
-  float scale_in0, scale_in1, scale_out;
-  // ATTENTION_POOL: `pool_inputs` sources (scores then values), their params.
-  uint32_t pool_inputs;
-  const void* const* pool_ptrs;
-  const float* pool_scales;
-  const int32_t* pool_zps;
-  void* xnn_op;          // xnn_operator_t
-  uint32_t setup_batch;  // batch and threadpool the xnn_op was last set up for
-  void* setup_pool;
-};
-
-constexpr uint8_t kBackendReference = 0;
-constexpr uint8_t kBackendXnnpack = 1;
 
 struct TaskState {
   const char* name;
@@ -109,13 +77,13 @@ struct mtan_model {
 
 namespace mtan {
 
-// Reference kernels (kernels_ref.cc): the portable path (tested against
-// tests/runtime/oracle.h).
-// QUANTIZE reads `rows`; `model` names a non-finite feature in the error.
-mtan_status RunReference(const OpState& op, uint32_t batch, const float* rows,
-                         const fb::Model* model);
-void BuildSigmoidLut(float in_scale, int32_t in_zp, int8_t* lut);
-void BuildTanhLut(float in_scale, int32_t in_zp, int8_t* lut);
+// The reference kernel of op (ops/<op>.cc, through the registry): the
+// portable path, tested against tests/runtime/oracle.h. QUANTIZE reads
+// `rows`; `model` names a non-finite feature in the error.
+inline mtan_status RunReference(const OpState& op, uint32_t batch, const float* rows,
+                                const fb::Model* model) {
+  return FindOp(op.code)->eval(op, batch, rows, model);
+}
 
 // XNNPACK backend (backend_xnnpack.cc, or backend_none.cc when built without).
 bool XnnpackAvailable();

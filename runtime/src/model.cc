@@ -9,6 +9,9 @@
 
 #include "internal.h"
 
+// OpState kept its size through the split into ops/ (ops/registry.h).
+static_assert(sizeof(mtan::OpState) == (sizeof(void*) == 8 ? 160 : 96), "OpState size");
+
 namespace mtan {
 namespace {
 
@@ -51,6 +54,23 @@ int32_t ZeroPoint(const fb::Tensor* t) {
 }
 const char* NameOf(const fb::Tensor* t) { return t->name() ? t->name()->c_str() : "(unnamed)"; }
 
+}  // namespace
+
+void* PrepareContext::Carve(uint64_t bytes) {
+  Carver c{arena, *carved};
+  void* p = c.Take(bytes);
+  *carved = c.used;
+  return p;
+}
+void* PrepareContext::Activation(int32_t t) const {
+  return load ? activations + static_cast<size_t>(TensorAt(m, t)->arena_offset()) * max_batch
+              : nullptr;
+}
+float PrepareContext::Scale(int32_t t) const { return mtan::Scale(TensorAt(m, t)); }
+int32_t PrepareContext::ZeroPoint(int32_t t) const { return mtan::ZeroPoint(TensorAt(m, t)); }
+
+namespace {
+
 // Lays out the model in `arena` (or counts, when arena is null) and writes
 // the bytes it takes to *bytes. In load mode the arena is known to be large
 // enough (sized first), so this fills every structure.
@@ -68,9 +88,8 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
   float* golden = static_cast<float*>(
       c.Take(sizeof(float) * static_cast<uint64_t>(golden_rows) * v.output_floats_all));
   if (c.OverLimit()) return ArenaLimitError(c.used, max_batch, "activations and golden rows");
-  auto act = [&](int32_t t) -> uint8_t* {
-    return load ? acts + static_cast<size_t>(TensorAt(m, t)->arena_offset()) * max_batch : nullptr;
-  };
+  PrepareContext common{m, nullptr, load, false, max_batch, acts, &c.used, arena};
+  auto act = [&](int32_t t) { return static_cast<uint8_t*>(common.Activation(t)); };
 
   bool any_xnn = false;
   for (uint32_t o = 0; o < v.num_ops; ++o) {
@@ -96,77 +115,13 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       st.zp_in1 = ZeroPoint(TensorAt(m, ins->Get(1)));
       st.scale_in1 = Scale(TensorAt(m, ins->Get(1)));
     }
-    // XNNPACK computes its own requantization scales and lookup tables: the
-    // reference kernel's are carved only for operators it runs.
+    // XNNPACK computes its own requantization scales and lookup tables: an
+    // operator carves the reference kernel's only when that kernel runs it.
+    const OpRegistration& reg = *FindOp(st.code);  // verified
     const bool xnn = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st);
-    switch (st.code) {
-      case fb::OpCode::QUANTIZE: {
-        float* p = static_cast<float*>(c.Take(sizeof(float) * 2 * static_cast<uint64_t>(st.in_channels)));
-        // The model input comes from the caller's rows (in0 null); a float
-        // activation (a float layer inside an int8 graph) from the arena.
-        const bool from_rows = ins->Get(0) == m->input_tensor();
-        if (from_rows) st.in0 = nullptr;
-        if (load) {
-          // v = (x - mean) / std / s, folded into one multiply-add (an
-          // activation has mean 0 and std 1). The zero point is added after
-          // rounding, as for every int8 output (folded in, an odd zero point
-          // would flip how ties round).
-          const float inv_s = st.int8 ? 1.0f / st.scale_out : 1.0f;
-          for (uint32_t i = 0; i < st.in_channels; ++i) {
-            const fb::Input* in = from_rows ? m->inputs()->Get(i) : nullptr;
-            p[i] = inv_s / (in ? in->std() : 1.0f);
-            p[st.in_channels + i] = -(in ? in->mean() : 0.0f) * p[i];
-          }
-        }
-        st.scales = p;
-        break;
-      }
-      case fb::OpCode::FULLY_CONNECTED: {
-        const fb::Tensor* w = TensorAt(m, ins->Get(1));
-        const fb::Tensor* b = TensorAt(m, ins->Get(2));
-        st.weights = m->buffers()->Get(w->buffer())->data()->data();
-        st.bias = m->buffers()->Get(b->buffer())->data()->data();
-        if (st.int8) st.weight_scales = w->quantization()->scale()->data();
-        if (st.int8 && !xnn) {
-          float* p = static_cast<float*>(c.Take(sizeof(float) * static_cast<uint64_t>(st.out_channels)));
-          if (load)
-            for (uint32_t k = 0; k < st.out_channels; ++k)
-              p[k] = st.scale_in0 * st.weight_scales[k] / st.scale_out;
-          st.scales = p;
-        }
-        break;
-      }
-      case fb::OpCode::LOGISTIC:
-      case fb::OpCode::TANH:
-        if (st.int8 && !xnn) {
-          int8_t* lut = static_cast<int8_t*>(c.Take(256));
-          if (load) {
-            if (st.code == fb::OpCode::LOGISTIC) BuildSigmoidLut(st.scale_in0, st.zp_in0, lut);
-            else BuildTanhLut(st.scale_in0, st.zp_in0, lut);
-          }
-          st.lut = lut;
-        }
-        break;
-      case fb::OpCode::ATTENTION_POOL: {
-        const uint32_t n = ins->size();
-        st.pool_inputs = n;
-        const void** ptrs = static_cast<const void**>(c.Take(sizeof(void*) * n));
-        float* scales = static_cast<float*>(c.Take(sizeof(float) * n));
-        int32_t* zps = static_cast<int32_t*>(c.Take(sizeof(int32_t) * n));
-        if (load) {
-          for (uint32_t k = 0; k < n; ++k) {
-            ptrs[k] = act(ins->Get(k));
-            scales[k] = Scale(TensorAt(m, ins->Get(k)));
-            zps[k] = ZeroPoint(TensorAt(m, ins->Get(k)));
-          }
-        }
-        st.pool_ptrs = ptrs;
-        st.pool_scales = scales;
-        st.pool_zps = zps;
-        break;
-      }
-      default:
-        break;
+    if (reg.prepare != nullptr) {
+      PrepareContext pc{m, fop, load, xnn, max_batch, acts, &c.used, arena};
+      reg.prepare(pc, &st);
     }
     st.backend = xnn ? kBackendXnnpack : kBackendReference;
     any_xnn |= st.backend == kBackendXnnpack;

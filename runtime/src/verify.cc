@@ -16,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "contract.h"
 #include "format.h"
 #include "internal.h"
 
@@ -25,15 +26,6 @@ namespace {
 const char* TensorName(const fb::Model* m, uint32_t t) {
   const fb::Tensor* tensor = m->tensors()->Get(t);
   return tensor->name() ? tensor->name()->c_str() : "(unnamed)";
-}
-
-size_t DTypeBytes(fb::DType d) {
-  switch (d) {
-    case fb::DType::FLOAT32: return 4;
-    case fb::DType::INT8: return 1;
-    case fb::DType::INT32: return 4;
-  }
-  return 0;
 }
 
 const char* DTypeName(fb::DType d) {
@@ -47,9 +39,9 @@ const char* DTypeName(fb::DType d) {
 
 bool FiniteScale(float s) { return isfinite(s) && s > 0.0f; }
 
-// Per-row bytes of an activation, rounded as the writer plans them.
-size_t RowBytes(const fb::Tensor* t) {
-  return AlignUp(static_cast<size_t>(t->shape()->Get(0)) * DTypeBytes(t->dtype()), 4);
+// Per-row bytes of an activation, as the writer plans them.
+uint64_t RowBytes(const fb::Tensor* t) {
+  return mtan::RowBytes(t->dtype(), static_cast<uint64_t>(t->shape()->Get(0)));
 }
 
 // What is wrong with an input, task or class name, or nullptr: names are
@@ -101,27 +93,24 @@ int BoundExp(double v) {  // smallest e >= -127 with v <= 2^e; v finite, >= 0
 }
 double BoundValue(int e) { return ldexp(1.0, e); }
 
-struct Checker {
-  const fb::Model* m;
-  uint32_t num_tensors;
+struct Checker : VerifyContext {
   // Producer operator of each activation (-1: none), and last reader.
   int16_t producer[MTAN_MAX_TENSORS];
   int16_t last_use[MTAN_MAX_TENSORS];
   // Scratch marks: tensors in a task's plan; checked weights and biases.
   uint8_t mark[MTAN_MAX_TENSORS];
-  // Constants: the first tensor holding the same data (buffer, dtype and
-  // shape), so that checks and statistics of shared data run once.
-  int16_t same_data[MTAN_MAX_TENSORS];
-  // Float32 activations: exponent of their value bound. Constants (at their
-  // same_data index): float weights' largest row sum of |w|, float biases'
-  // largest |b| (up to about 2^149: 2^20 weights near FLT_MAX).
-  int16_t bound[MTAN_MAX_TENSORS];
+  // same_data (VerifyContext) points into same_data_storage: for constants,
+  // the first tensor holding the same data (buffer, dtype and shape), so
+  // that checks and statistics of shared data run once. bound points into
+  // bound_storage: for float32 activations, the exponent of their value
+  // bound; for constants (at their same_data index), float weights' largest
+  // row sum of |w|, float biases' largest |b| (up to about 2^149: 2^20
+  // weights near FLT_MAX).
   // Operators of one weight with distinct biases (CheckAccumulators).
   uint16_t paired[MTAN_MAX_OPERATORS];
 
-  const fb::Tensor* T(uint32_t i) const { return m->tensors()->Get(i); }
-  bool IsActivation(uint32_t i) const { return T(i)->buffer() == 0; }
-  uint32_t Channels(uint32_t i) const { return static_cast<uint32_t>(T(i)->shape()->Get(0)); }
+  int16_t same_data_storage[MTAN_MAX_TENSORS];
+  int16_t bound_storage[MTAN_MAX_TENSORS];
 
   mtan_status CheckTensor(uint32_t i) {
     const fb::Tensor* t = T(i);
@@ -155,8 +144,9 @@ struct Checker {
       if (static_cast<uint64_t>(t->arena_offset()) + RowBytes(t) > m->activation_bytes_per_row() ||
           t->arena_offset() % 4 != 0)
         return SetError(MTAN_ERROR_MEMORY_PLAN,
-                        "activation %u '%s': offset %u + %zu bytes outside the %u-byte row plan",
-                        i, name, t->arena_offset(), RowBytes(t), m->activation_bytes_per_row());
+                        "activation %u '%s': offset %u + %llu bytes outside the %u-byte row plan",
+                        i, name, t->arena_offset(), static_cast<unsigned long long>(RowBytes(t)),
+                        m->activation_bytes_per_row());
     } else {
       same_data[i] = static_cast<int16_t>(FirstWithSameData(i));
       if (same_data[i] != static_cast<int16_t>(i)) return CheckQuantization(i, name);
@@ -286,14 +276,15 @@ struct Checker {
     for (uint32_t r = 0; r < rows; ++r) {
       uint64_t sum = 0;
       const int8_t* row = wv + static_cast<uint64_t>(r) * cols;
-      for (uint32_t c = 0; c < cols; ++c) sum += 256u * static_cast<uint32_t>(row[c] < 0 ? -row[c] : row[c]);
+      for (uint32_t c = 0; c < cols; ++c) sum += static_cast<uint32_t>(row[c] < 0 ? -row[c] : row[c]);
       for (uint32_t k = 0; k < n; ++k) {
         const fb::Operator* op = m->operators()->Get(paired[k]);
         const uint32_t bi = static_cast<uint32_t>(op->inputs()->Get(2));
         const int32_t b = reinterpret_cast<const int32_t*>(
             m->buffers()->Get(T(bi)->buffer())->data()->data())[r];
-        const uint64_t bound = sum + static_cast<uint64_t>(b < 0 ? -static_cast<int64_t>(b) : b);
-        if (bound > static_cast<uint64_t>(INT32_MAX))
+        const uint64_t bound =
+            AccumulatorBound(sum, static_cast<uint64_t>(b < 0 ? -static_cast<int64_t>(b) : b));
+        if (bound > kAccumulatorLimit)
           return SetError(MTAN_ERROR_QUANTIZATION, "operator %u: output channel %u of '%s' can "
                           "overflow the int32 accumulator (|bias| + 256 * sum |w| = %llu)",
                           paired[k], r, TensorName(m, static_cast<uint32_t>(op->inputs()->Get(1))),
@@ -301,26 +292,6 @@ struct Checker {
       }
     }
     return MTAN_OK;
-  }
-
-  // Largest row sum of |w| (weights [O, I]) or largest |b| (a vector) of a
-  // float32 constant, as a bound exponent, computed once per data.
-  int ConstantBound(uint32_t i) {
-    const uint32_t k = same_data[i];
-    if (bound[k] != kNoBound) return bound[k];
-    const fb::Tensor* t = T(k);
-    const float* v = reinterpret_cast<const float*>(m->buffers()->Get(t->buffer())->data()->data());
-    const uint32_t rows = static_cast<uint32_t>(t->shape()->Get(0));
-    const uint32_t cols = t->shape()->size() == 2 ? static_cast<uint32_t>(t->shape()->Get(1)) : 1;
-    double worst = 0.0;
-    for (uint32_t r = 0; r < rows; ++r) {
-      double sum = 0.0;
-      for (uint32_t c = 0; c < cols; ++c) sum += fabs(static_cast<double>(v[static_cast<uint64_t>(r) * cols + c]));
-      worst = sum > worst ? sum : worst;
-    }
-    // Finite weights (checked) sum to at most 2^20 * FLT_MAX: a double holds it.
-    bound[k] = static_cast<int16_t>(BoundExp(worst));
-    return bound[k];
   }
 
   // Records the bound of float32 output `out` of operator o, or refuses it.
@@ -335,47 +306,16 @@ struct Checker {
   }
 
   // The float32 value bound of operator o's output (int8 outputs need none).
-  mtan_status BoundOutput(uint32_t o) {
-    const fb::Operator* op = m->operators()->Get(o);
-    const auto* ins = op->inputs();
-    const int32_t out = op->outputs()->Get(0);
+  mtan_status BoundOutput(uint32_t o, const OpRegistration& reg) {
+    const int32_t out = m->operators()->Get(o)->outputs()->Get(0);
     if (T(out)->dtype() != fb::DType::FLOAT32) return MTAN_OK;
-    auto in = [&](uint32_t k) { return BoundValue(bound[ins->Get(k)]); };
-    switch (op->opcode()) {
-      case fb::OpCode::QUANTIZE:  // clamped by the kernel
-        return SetBound(o, out, MTAN_STANDARDIZED_LIMIT, MTAN_ERROR_BUFFER);
-      case fb::OpCode::FULLY_CONNECTED:  // |y| <= max |b| + |x| max_o sum |w_o|
-        return SetBound(o, out, BoundValue(ConstantBound(ins->Get(2))) +
-                                    in(0) * BoundValue(ConstantBound(ins->Get(1))),
-                        MTAN_ERROR_BUFFER);
-      case fb::OpCode::LOGISTIC:
-      case fb::OpCode::TANH:
-      case fb::OpCode::SOFTMAX:
-        return SetBound(o, out, 1.0, MTAN_ERROR_BUFFER);
-      case fb::OpCode::MUL: return SetBound(o, out, in(0) * in(1), MTAN_ERROR_BUFFER);
-      case fb::OpCode::ADD: return SetBound(o, out, in(0) + in(1), MTAN_ERROR_BUFFER);
-      case fb::OpCode::ATTENTION_POOL: {  // a convex combination of the values
-        double worst = 0.0;
-        for (uint32_t k = ins->size() / 2; k < ins->size(); ++k) worst = in(k) > worst ? in(k) : worst;
-        return SetBound(o, out, worst, MTAN_ERROR_BUFFER);
-      }
-      case fb::OpCode::DEQUANTIZE: {  // scale * |q - zero_point|, at most 255 steps
-        const fb::Tensor* x = T(ins->Get(0));
-        return SetBound(o, out, 255.0 * static_cast<double>(x->quantization()->scale()->Get(0)),
-                        MTAN_ERROR_QUANTIZATION);
-      }
-    }
-    return MTAN_OK;
-  }
-
-  mtan_status Fail(uint32_t op, const char* what) {
-    return SetError(MTAN_ERROR_OPERATOR, "operator %u (%s): %s", op,
-                    fb::EnumNameOpCode(m->operators()->Get(op)->opcode()), what);
+    return SetBound(o, out, reg.float_bound(*this, o), reg.bound_error);
   }
 
   mtan_status CheckOperator(uint32_t o) {
     const fb::Operator* op = m->operators()->Get(o);
-    if (op->opcode() > fb::OpCode::MAX)
+    const OpRegistration* reg = FindOp(op->opcode());
+    if (reg == nullptr)
       return SetError(MTAN_ERROR_OPERATOR, "operator %u: unknown opcode %d", o,
                       static_cast<int>(op->opcode()));
     const auto* ins = op->inputs();
@@ -392,7 +332,7 @@ struct Checker {
                         "writes it (cycle or out of order)", o, t, TensorName(m, t));
       // The model input is the caller's rows, not arena bytes (its offset is
       // not checked): only QUANTIZE, which reads the rows, may take it.
-      if (t == m->input_tensor() && op->opcode() != fb::OpCode::QUANTIZE)
+      if (t == m->input_tensor() && !reg->reads_model_input)
         return SetError(MTAN_ERROR_GRAPH, "operator %u (%s) reads the model input '%s'; only "
                         "QUANTIZE may", o, fb::EnumNameOpCode(op->opcode()), TensorName(m, t));
     }
@@ -406,107 +346,17 @@ struct Checker {
       return SetError(MTAN_ERROR_GRAPH, "tensor %d '%s' is written by operators %d and %u", out,
                       TensorName(m, out), producer[out], o);
     if (op->activation() > fb::Activation::MAX ||
-        (op->activation() != fb::Activation::NONE && op->opcode() != fb::OpCode::FULLY_CONNECTED))
+        (op->activation() != fb::Activation::NONE && !reg->fuses_relu))
       return Fail(o, "activation is only RELU on FULLY_CONNECTED");
 
-    const fb::Tensor* y = T(out);
-    const fb::Tensor* x = T(ins->Get(0));
-    const fb::DType xd = x->dtype(), yd = y->dtype();
-    const bool x_act = IsActivation(ins->Get(0));
-    auto same_shape = [&](uint32_t a, uint32_t b) { return Channels(a) == Channels(b); };
-    switch (op->opcode()) {
-      case fb::OpCode::QUANTIZE:
-        if (ins->size() != 1) return Fail(o, "needs one input");
-        if (ins->Get(0) != m->input_tensor()) {
-          // Back into int8 after a float layer.
-          if (!x_act || xd != fb::DType::FLOAT32 || yd != fb::DType::INT8)
-            return Fail(o, "input must be the model input, or a float32 activation with an int8 output");
-        } else if (yd == fb::DType::INT32) {
-          return Fail(o, "output must be int8 or float32");
-        }
-        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
-        break;
-      case fb::OpCode::FULLY_CONNECTED: {
-        if (ins->size() != 3) return Fail(o, "needs [x, weights, bias]");
-        const uint32_t wi = ins->Get(1), bi = ins->Get(2);
-        if (!x_act || IsActivation(wi) || IsActivation(bi)) return Fail(o, "x is an activation, weights and bias constants");
-        const fb::Tensor* w = T(wi);
-        const fb::Tensor* b = T(bi);
-        const fb::DType want_b = xd == fb::DType::INT8 ? fb::DType::INT32 : fb::DType::FLOAT32;
-        if (xd == fb::DType::INT32 || w->dtype() != xd || yd != xd || b->dtype() != want_b)
-          return Fail(o, "dtypes must be int8/int8/int32->int8 or all float32");
-        if (w->shape()->size() != 2 || b->shape()->size() != 1 ||
-            static_cast<uint32_t>(w->shape()->Get(1)) != Channels(ins->Get(0)) ||
-            static_cast<uint32_t>(w->shape()->Get(0)) != Channels(out) ||
-            b->shape()->Get(0) != w->shape()->Get(0))
-          return SetError(MTAN_ERROR_SHAPE, "operator %u: weights '%s' [O,I] do not match x [%u], "
-                          "bias and y [%u]", o, TensorName(m, wi), Channels(ins->Get(0)), Channels(out));
-        if (xd == fb::DType::INT8) {
-          if (w->quantization()->scale()->size() != static_cast<uint32_t>(w->shape()->Get(0)))
-            return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' need one scale per output channel",
-                            TensorName(m, wi));
-          const auto* zps = w->quantization()->zero_point();
-          for (uint32_t k = 0; zps && k < zps->size(); ++k)
-            if (zps->Get(k) != 0)
-              return SetError(MTAN_ERROR_QUANTIZATION, "weights '%s' must be symmetric (zero point 0)",
-                              TensorName(m, wi));
-        }
-        break;
-      }
-      case fb::OpCode::LOGISTIC:
-      case fb::OpCode::TANH:
-        if (ins->size() != 1 || !x_act || xd == fb::DType::INT32 || yd != xd) return Fail(o, "needs one int8 or float32 activation");
-        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
-        if (yd == fb::DType::INT8) {
-          const float want_scale = op->opcode() == fb::OpCode::LOGISTIC ? 1.0f / 256 : 1.0f / 128;
-          const int want_zp = op->opcode() == fb::OpCode::LOGISTIC ? -128 : 0;
-          const fb::Quantization* q = y->quantization();
-          const int zp = q->zero_point() && q->zero_point()->size() ? q->zero_point()->Get(0) : 0;
-          if (q->scale()->Get(0) != want_scale || zp != want_zp)
-            return SetError(MTAN_ERROR_QUANTIZATION, "tensor '%s': int8 %s output must have scale "
-                            "%g and zero point %d", TensorName(m, out), fb::EnumNameOpCode(op->opcode()),
-                            static_cast<double>(want_scale), want_zp);
-        }
-        break;
-      case fb::OpCode::MUL:
-      case fb::OpCode::ADD:
-        if (ins->size() != 2 || !x_act || !IsActivation(ins->Get(1)) || xd == fb::DType::INT32 ||
-            T(ins->Get(1))->dtype() != xd || yd != xd)
-          return Fail(o, "needs two activations of one dtype (int8 or float32)");
-        if (!same_shape(ins->Get(0), out) || !same_shape(ins->Get(1), out))
-          return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
-        break;
-      case fb::OpCode::ATTENTION_POOL: {
-        const uint32_t n = ins->size();
-        if (n < 2 || n % 2 != 0 || n / 2 > MTAN_MAX_TASKS)
-          return Fail(o, "needs T scores then T values, T at most MTAN_MAX_TASKS");
-        for (uint32_t k = 0; k < n; ++k) {
-          const uint32_t t = ins->Get(k);
-          if (!IsActivation(t) || T(t)->dtype() != yd || yd == fb::DType::INT32)
-            return Fail(o, "inputs and output must be activations of one dtype");
-          const uint32_t want = k < n / 2 ? 1u : Channels(out);
-          if (Channels(t) != want)
-            return SetError(MTAN_ERROR_SHAPE, "operator %u: input %u '%s' has %u channels, wants %u",
-                            o, k, TensorName(m, t), Channels(t), want);
-        }
-        break;
-      }
-      case fb::OpCode::SOFTMAX:
-        if (ins->size() != 1 || !x_act || xd != fb::DType::FLOAT32 || yd != xd) return Fail(o, "is float32 only");
-        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
-        break;
-      case fb::OpCode::DEQUANTIZE:
-        if (ins->size() != 1 || !x_act || xd != fb::DType::INT8 || yd != fb::DType::FLOAT32) return Fail(o, "is int8 -> float32");
-        if (!same_shape(ins->Get(0), out)) return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
-        break;
-    }
+    MTAN_RETURN_IF_ERROR(reg->verify(*this, o));
     for (uint32_t k = 0; k < ins->size(); ++k) {
       const int32_t t = ins->Get(k);
       if (IsActivation(t)) last_use[t] = static_cast<int16_t>(o);
     }
     producer[out] = static_cast<int16_t>(o);
     last_use[out] = static_cast<int16_t>(o);
-    return BoundOutput(o);
+    return BoundOutput(o, *reg);
   }
 
   mtan_status CheckTask(uint32_t k, uint32_t* output_size) {
@@ -583,7 +433,8 @@ struct Checker {
       const uint64_t a0 = T(a)->arena_offset(), a1 = a0 + RowBytes(T(a));
       for (uint32_t b = a + 1; b < num_tensors; ++b) {
         if (producer[b] < 0) continue;
-        const bool live_together = producer[a] <= last_use[b] && producer[b] <= last_use[a];
+        const bool live_together =
+            LiveTogether(Lifetime{producer[a], last_use[a]}, Lifetime{producer[b], last_use[b]});
         const uint64_t b0 = T(b)->arena_offset(), b1 = b0 + RowBytes(T(b));
         if (live_together && a0 < b1 && b0 < a1)
           return SetError(MTAN_ERROR_MEMORY_PLAN, "tensors '%s' and '%s' are live together but "
@@ -593,6 +444,60 @@ struct Checker {
     return MTAN_OK;
   }
 };
+
+}  // namespace
+
+const char* VerifyContext::Name(uint32_t i) const { return TensorName(m, i); }
+
+mtan_status VerifyContext::Fail(uint32_t o, const char* what) const {
+  return SetError(MTAN_ERROR_OPERATOR, "operator %u (%s): %s", o,
+                  fb::EnumNameOpCode(m->operators()->Get(o)->opcode()), what);
+}
+
+mtan_status VerifyContext::ShapesDiffer(uint32_t o) const {
+  return SetError(MTAN_ERROR_SHAPE, "operator %u: shapes differ", o);
+}
+
+double VerifyContext::InputBound(uint32_t t) const { return BoundValue(bound[t]); }
+
+double VerifyContext::MaxInputBound(uint32_t o, uint32_t first) const {
+  const auto* ins = m->operators()->Get(o)->inputs();
+  double worst = 0.0;
+  for (uint32_t k = first; k < ins->size(); ++k) {
+    const double b = InputBound(ins->Get(k));
+    worst = b > worst ? b : worst;
+  }
+  return worst;
+}
+
+float VerifyContext::Scale(uint32_t t) const { return T(t)->quantization()->scale()->Get(0); }
+
+int32_t VerifyContext::ZeroPoint(uint32_t t) const {
+  const fb::Quantization* q = T(t)->quantization();
+  return q && q->zero_point() && q->zero_point()->size() ? q->zero_point()->Get(0) : 0;
+}
+
+// Kept as a bound exponent, computed once per data.
+double VerifyContext::ConstantBound(uint32_t i) {
+  const uint32_t k = same_data[i];
+  if (bound[k] == kNoBound) {
+    const fb::Tensor* t = T(k);
+    const float* v = reinterpret_cast<const float*>(m->buffers()->Get(t->buffer())->data()->data());
+    const uint32_t rows = static_cast<uint32_t>(t->shape()->Get(0));
+    const uint32_t cols = t->shape()->size() == 2 ? static_cast<uint32_t>(t->shape()->Get(1)) : 1;
+    double worst = 0.0;
+    for (uint32_t r = 0; r < rows; ++r) {
+      double sum = 0.0;
+      for (uint32_t c = 0; c < cols; ++c) sum += fabs(static_cast<double>(v[static_cast<uint64_t>(r) * cols + c]));
+      worst = sum > worst ? sum : worst;
+    }
+    // Finite weights (checked) sum to at most 2^20 * FLT_MAX: a double holds it.
+    bound[k] = static_cast<int16_t>(BoundExp(worst));
+  }
+  return BoundValue(bound[k]);
+}
+
+namespace {
 
 Checker g_checker;  // ~44 KB, guarded by the load lock
 
@@ -666,6 +571,8 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   Checker& c = g_checker;
   c.m = m;
   c.num_tensors = nt;
+  c.same_data = c.same_data_storage;
+  c.bound = c.bound_storage;
   memset(c.producer, 0xff, sizeof(c.producer));
   memset(c.last_use, 0xff, sizeof(c.last_use));
   for (uint32_t t = 0; t < nt; ++t) c.bound[t] = kNoBound;

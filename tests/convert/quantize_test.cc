@@ -120,6 +120,20 @@ TEST_CASE("an already-quantized model is refused") {
   CHECK_THROWS_AS(host::QuantizeModel(q, ranges), std::invalid_argument);
 }
 
+TEST_CASE("an operator without a quantize rule is an error, not passed through") {
+  fb::ModelT f = test::FloatModel(3);
+  const std::vector<host::Range> ranges(f.tensors.size(), host::Range{-1.0f, 1.0f});
+  CHECK_NOTHROW(host::QuantizeModel(f, ranges));
+  // A value outside the schema's enum (a newer file, or a new opcode
+  // without a rule), and DEQUANTIZE, which only int8 models have.
+  for (fb::OpCode code : {static_cast<fb::OpCode>(200), fb::OpCode::DEQUANTIZE}) {
+    CAPTURE(static_cast<int>(code));
+    f.operators.back()->opcode = code;
+    CHECK_THROWS_WITH_AS(host::QuantizeModel(f, ranges),
+                         doctest::Contains("no quantize rule for operator"), std::invalid_argument);
+  }
+}
+
 TEST_CASE("golden tolerances: one LSB of each output's logit scale through its activation, per output") {
   fb::ModelT q = test::Int8Model(9);
   // Logit scales of the three tasks (click, category, spend).

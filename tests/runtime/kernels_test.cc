@@ -8,6 +8,7 @@
 
 #include "doctest/doctest.h"
 #include "internal.h"
+#include "ops/params.h"
 
 using namespace mtan;
 
@@ -84,15 +85,16 @@ TEST_CASE("FULLY_CONNECTED int8 per-channel: XNNPACK within 1 LSB of reference")
     op.in_channels = c.in;
     op.out_channels = c.out;
     op.in0 = x.data();
-    op.weights = w.data();
-    op.bias = bias.data();
+    auto& p = Params<FullyConnectedParams>(op);
+    p.weights = w.data();
+    p.bias = bias.data();
     op.zp_in0 = -5;
     op.scale_in0 = 0.1f;
     op.zp_out = c.relu ? -128 : 3;
     op.scale_out = c.out_scale;
     for (uint32_t o = 0; o < c.out; ++o) requant[o] = op.scale_in0 * wscale[o] / op.scale_out;
-    op.scales = requant.data();
-    op.weight_scales = wscale.data();
+    p.requant = requant.data();
+    p.weight_scales = wscale.data();
     std::vector<int8_t> yr(static_cast<size_t>(c.batch) * c.out), yx(yr.size());
     RunBoth(op, c.batch, yr.data(), yx.data());
     CHECK(MaxDiff(yr.data(), yx.data(), yr.size()) <= 1);
@@ -119,8 +121,8 @@ TEST_CASE("FULLY_CONNECTED float32: XNNPACK matches reference") {
       op.in_channels = in;
       op.out_channels = out;
       op.in0 = x.data();
-      op.weights = w.data();
-      op.bias = b.data();
+      Params<FullyConnectedParams>(op).weights = w.data();
+      Params<FullyConnectedParams>(op).bias = b.data();
       std::vector<float> yr(static_cast<size_t>(batch) * out), yx(yr.size());
       RunBoth(op, batch, yr.data(), yx.data());
       for (size_t i = 0; i < yr.size(); ++i) CHECK(yx[i] == doctest::Approx(yr[i]).epsilon(1e-4).scale(1.0));
@@ -146,7 +148,7 @@ TEST_CASE("LOGISTIC and TANH int8: fixed output scales, within 1 LSB") {
       int8_t lut[256];
       if (code == fb::OpCode::LOGISTIC) BuildSigmoidLut(op.scale_in0, op.zp_in0, lut);
       else BuildTanhLut(op.scale_in0, op.zp_in0, lut);
-      op.lut = lut;
+      Params<LookupParams>(op).lut = lut;
       std::vector<int8_t> yr(static_cast<size_t>(batch) * c), yx(yr.size());
       RunBoth(op, batch, yr.data(), yx.data());
       CHECK(MaxDiff(yr.data(), yx.data(), yr.size()) <= 1);
@@ -208,8 +210,8 @@ TEST_CASE("reference-only kernels match their definitions") {
   op.code = fb::OpCode::ATTENTION_POOL;
   op.in_channels = 1;
   op.out_channels = c;
-  op.pool_inputs = 2 * t;
-  op.pool_ptrs = ptrs;
+  Params<AttentionPoolParams>(op).inputs = 2 * t;
+  Params<AttentionPoolParams>(op).ptrs = ptrs;
   std::vector<float> y(batch * c);
   op.out = y.data();
   REQUIRE(RunReference(op, batch, nullptr, nullptr) == MTAN_OK);
@@ -258,8 +260,8 @@ TEST_CASE("an XNNPACK failure at run time is MTAN_ERROR_BACKEND") {
   op.out_channels = 1;
   op.in0 = x.data();
   op.out = y.data();
-  op.weights = w.data();
-  op.bias = b.data();
+  Params<FullyConnectedParams>(op).weights = w.data();
+  Params<FullyConnectedParams>(op).bias = b.data();
   std::vector<uint8_t> storage(1 << 16);
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   XnnArena arena{base, storage.size() - 64, 0, false};

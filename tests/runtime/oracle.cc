@@ -226,4 +226,30 @@ std::vector<double> DequantizeS8(const int8_t* x, size_t n, Quant x_q) {
   return y;
 }
 
+std::vector<Accept> ConcatS8(const std::vector<const int8_t*>& inputs, const std::vector<Quant>& q,
+                             const std::vector<uint32_t>& channels, uint32_t rows, Quant y_q) {
+  uint32_t total = 0;
+  for (uint32_t c : channels) total += c;
+  std::vector<Accept> y(static_cast<size_t>(rows) * total);
+  for (size_t r = 0; r < rows; ++r) {
+    size_t at = r * total;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      for (size_t i = 0; i < channels[k]; ++i) {
+        const double v = Real(inputs[k][r * channels[k] + i], q[k]) / y_q.scale;
+        y[at++] = Requantize(v, y_q.zero_point, -128, 127, 16 * kU * (std::fabs(v) + 1));
+      }
+    }
+  }
+  return y;
+}
+
+std::vector<double> ConcatF32(const std::vector<const float*>& inputs,
+                              const std::vector<uint32_t>& channels, uint32_t rows) {
+  std::vector<double> y;
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < inputs.size(); ++k)
+      for (size_t i = 0; i < channels[k]; ++i) y.push_back(inputs[k][r * channels[k] + i]);
+  return y;
+}
+
 }  // namespace mtan::oracle

@@ -81,6 +81,14 @@ std::vector<double> AttentionPoolF32(const std::vector<const float*>& scores,
 // SOFTMAX over each row of n values (float32 only).
 std::vector<double> SoftmaxF32(const float* x, uint32_t rows, uint32_t n);
 
+// CONCAT: the inputs side by side per row (inputs[k] holds rows x
+// channels[k] values); int8 inputs each at their own quantization, the
+// result at y_q.
+std::vector<Accept> ConcatS8(const std::vector<const int8_t*>& inputs, const std::vector<Quant>& q,
+                             const std::vector<uint32_t>& channels, uint32_t rows, Quant y_q);
+std::vector<double> ConcatF32(const std::vector<const float*>& inputs,
+                              const std::vector<uint32_t>& channels, uint32_t rows);
+
 // DEQUANTIZE: scale * (q - zero_point).
 std::vector<double> DequantizeS8(const int8_t* x, size_t n, Quant x_q);
 

@@ -255,6 +255,22 @@ class Walk {
         CompareF32(want, Tol(want, 1e-5, 1e-7), y, t);
         break;
       }
+      case fb::OpCode::CONCAT: {
+        std::vector<uint32_t> channels;
+        for (uint32_t k = 0; k < in->size(); ++k) channels.push_back(Channels(in->Get(k)));
+        if (Int8(y)) {
+          std::vector<const int8_t*> v;
+          std::vector<oracle::Quant> q;
+          for (uint32_t k = 0; k < in->size(); ++k) v.push_back(S8(in->Get(k))), q.push_back(Q(in->Get(k)));
+          CompareS8(oracle::ConcatS8(v, q, channels, n_, Q(y)), y, t, tie_lsb);
+        } else {
+          std::vector<const float*> v;
+          for (uint32_t k = 0; k < in->size(); ++k) v.push_back(F32(in->Get(k)));
+          const auto want = oracle::ConcatF32(v, channels, n_);
+          CompareF32(want, Tol(want, 0.0, 1e-30), y, t);  // a copy: exact
+        }
+        break;
+      }
       case fb::OpCode::DEQUANTIZE: {
         const auto want = oracle::DequantizeS8(S8(x), count, Q(x));
         CompareF32(want, Tol(want, 2.0 / (1 << 24), 1e-38), y, t);
@@ -381,6 +397,13 @@ class Graph {
     std::vector<int32_t> in(scores.begin(), scores.end());
     in.insert(in.end(), values.begin(), values.end());
     Op(fb::OpCode::ATTENTION_POOL, in, y);
+    return y;
+  }
+  int Concat(const std::vector<int>& inputs, oracle::Quant q) {
+    int c = 0;
+    for (int t : inputs) c += m_.tensors[t]->shape[0];
+    const int y = m_.tensors[inputs[0]]->dtype == fb::DType::INT8 ? S8(c, q) : F32(c);
+    Op(fb::OpCode::CONCAT, std::vector<int32_t>(inputs.begin(), inputs.end()), y);
     return y;
   }
   // A task returning `t` (dequantized first when int8).
@@ -626,6 +649,35 @@ TEST_CASE("oracle: MUL and ADD int8 on independent inputs: ties, zero points, sa
         CHECK(tally.at(fb::OpCode::ADD).exact_ties > 100);
       }
     }
+  }
+}
+
+TEST_CASE("oracle: CONCAT int8 (each input requantized: ties, saturation, a plain copy) and float") {
+  std::mt19937 rng(47);
+  const uint32_t n = 64;
+  const int c0 = 5, c1 = 16, c2 = 3;
+  Graph g(c0 + c1 + c2);
+  const int x = g.Quantize({1.0f, 0});
+  // Input 0 at the output's quantization (a copy); input 1 at half the
+  // output scale (multiplier 0.5: every odd q - zp is an exact tie); input 2
+  // at 8x (saturates).
+  const oracle::Quant yq{0.5f, 3};
+  const int a = g.Select(x, 0, c0, yq);
+  const int b = g.Select(x, c0, c1, {0.25f, -7});
+  const int d = g.Select(x, c0 + c1, c2, {4.0f, 1});
+  g.Output(g.Concat({a, b, d}, yq));
+  g.Output(g.Concat({d}, {0.037f, -2}));  // one input, realistic scales
+  const int fa = g.Unary(fb::OpCode::DEQUANTIZE, a), fbt = g.Unary(fb::OpCode::DEQUANTIZE, b);
+  g.Output(g.Concat({fbt, fa, fbt}, {}));  // float, an input twice
+  const auto file = g.Finish(n);
+  const auto rows = IntegerRows(rng, n, c0 + c1 + c2);
+  for (mtan_backend be : kBackends) {
+    CAPTURE(be);
+    const auto tally = CheckModel(file, rows, n, be);
+    CHECK(tally.at(fb::OpCode::CONCAT).values == n * (c0 + c1 + c2 + c2 + c1 + c0 + c1));
+    CHECK(tally.at(fb::OpCode::CONCAT).exact_ties > 50);
+    CHECK(tally.at(fb::OpCode::CONCAT).saturated > 0);
+    CHECK(tally.at(fb::OpCode::CONCAT).off == 0);
   }
 }
 

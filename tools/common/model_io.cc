@@ -8,7 +8,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "contract.h"
 #include "format.h"
+#include "memory_planner.h"
 #include "mtan/mtan.h"
 
 namespace mtan::host {
@@ -71,8 +73,6 @@ struct GraphBuilder {
     return Fc(name, x, Weights(name, d), relu);
   }
 };
-
-size_t DTypeBytes(fb::DType d) { return d == fb::DType::INT8 ? 1 : 4; }
 
 // Float weights below the smallest normal float become 0: x86 arithmetic on
 // denormals is 10-100x slower (weight decay leaves dead units there), and a
@@ -199,11 +199,10 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
   if (m.buffers.empty() || !m.buffers[0]->data.empty())
     throw std::invalid_argument("buffers[0] must exist and be empty");
   FlushDenormalWeights(m);
-  std::vector<int> producer(n_t, -1), last(n_t, -1);
+  std::vector<Lifetime> life(n_t);
   for (int o = 0; o < n_ops; ++o) {
-    for (int t : m.operators[o]->inputs) last.at(t) = o;
-    producer.at(m.operators[o]->outputs.at(0)) = o;
-    last[m.operators[o]->outputs[0]] = std::max(last[m.operators[o]->outputs[0]], o);
+    for (int t : m.operators[o]->inputs) LifetimeRead(&life.at(t), o);
+    LifetimeWritten(&life.at(m.operators[o]->outputs.at(0)), o);
   }
   // Per-task plans: walk back from the output.
   for (auto& task : m.tasks) {
@@ -212,7 +211,7 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
     while (!stack.empty()) {
       const int t = stack.back();
       stack.pop_back();
-      const int o = producer.at(t);
+      const int o = life.at(t).first;
       if (o < 0 || need[o]) continue;
       need[o] = 1;
       for (int i : m.operators[o]->inputs) stack.push_back(i);
@@ -220,45 +219,26 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
     task->plan.clear();
     for (int o = 0; o < n_ops; ++o)
       if (need[o]) task->plan.push_back(static_cast<uint32_t>(o));
-    last.at(task->output) = n_ops;  // outputs live to the end of a run
+    LifetimeTaskOutput(&life.at(task->output), n_ops);
   }
-  // Greedy memory plan (largest first, lowest offset that fits), per row.
-  struct Item {
-    int t;
-    uint32_t bytes;
-  };
-  std::vector<Item> items;
+  // The memory plan, per row: every activation an operator writes (the
+  // model input is the caller's rows).
+  GreedyMemoryPlanner greedy;
+  LinearMemoryPlanner linear;
+  MemoryPlanner& planner = reuse_memory ? static_cast<MemoryPlanner&>(greedy) : linear;
+  std::vector<std::pair<int, int>> planned;  // tensor, planner index
   for (int t = 0; t < n_t; ++t) {
     auto& tensor = *m.tensors[t];
     if (tensor.buffer != 0 || t == m.input_tensor) {
       tensor.arena_offset = 0;
       continue;
     }
-    if (producer[t] < 0) continue;
-    const uint32_t bytes = static_cast<uint32_t>((tensor.shape.at(0) * DTypeBytes(tensor.dtype) + 3) / 4 * 4);
-    items.push_back({t, bytes});
+    if (life[t].first < 0) continue;
+    const uint64_t bytes = RowBytes(tensor.dtype, static_cast<uint64_t>(tensor.shape.at(0)));
+    planned.emplace_back(t, planner.AddBuffer(static_cast<uint32_t>(bytes), life[t].first, life[t].last));
   }
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.bytes > b.bytes; });
-  std::vector<Item> placed;
-  uint32_t row_bytes = 0;
-  for (const Item& it : items) {
-    std::vector<std::pair<uint32_t, uint32_t>> busy;
-    for (const Item& p : placed) {
-      if (!reuse_memory || (producer[it.t] <= last[p.t] && producer[p.t] <= last[it.t])) {
-        const uint32_t off = m.tensors[p.t]->arena_offset;
-        busy.emplace_back(off, off + p.bytes);
-      }
-    }
-    std::sort(busy.begin(), busy.end());
-    uint32_t off = 0;
-    for (const auto& [b0, b1] : busy) {
-      if (off + it.bytes <= b0) break;
-      off = std::max(off, b1);
-    }
-    m.tensors[it.t]->arena_offset = off;
-    row_bytes = std::max(row_bytes, off + it.bytes);
-    placed.push_back(it);
-  }
+  for (const auto& [t, index] : planned) m.tensors[t]->arena_offset = planner.Offset(index);
+  const uint32_t row_bytes = planner.TotalBytes();
   m.activation_bytes_per_row = row_bytes;
   m.version_major = MTAN_VERSION_MAJOR;
   m.version_minor = MTAN_VERSION_MINOR;

@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "contract.h"
 #include "mtan/mtan.h"
 
 namespace mtan::host {
@@ -46,11 +47,14 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale
   const size_t in = b.empty() ? 0 : weights.size() / b.size();
   std::vector<int32_t> q(b.size());
   for (size_t o = 0; o < b.size(); ++o) {
-    // The runtime refuses |bias| + 256 * sum |w| beyond INT32_MAX (the int32
-    // accumulator could wrap), so the bias saturates there.
-    double headroom = std::numeric_limits<int32_t>::max();
-    for (size_t i = 0; i < in; ++i) headroom -= 256.0 * std::abs(weights[o * in + i]);
-    headroom = std::max(headroom, 0.0);
+    // The runtime refuses AccumulatorBound(sum |w|, |bias|) beyond
+    // kAccumulatorLimit (the int32 accumulator could wrap; contract.h), so
+    // the bias saturates there.
+    uint64_t sum_abs_w = 0;
+    for (size_t i = 0; i < in; ++i) sum_abs_w += static_cast<uint64_t>(std::abs(weights[o * in + i]));
+    const uint64_t used = AccumulatorBound(sum_abs_w, 0);
+    const double headroom =
+        used >= kAccumulatorLimit ? 0.0 : static_cast<double>(kAccumulatorLimit - used);
     const double v = std::nearbyint(static_cast<double>(b[o]) /
                                     (static_cast<double>(input_scale) * weight_scales[o]));
     q[o] = static_cast<int32_t>(std::clamp(v, -headroom, headroom));
@@ -166,6 +170,34 @@ void FitOutputScale(float sx, const std::vector<float>& ws, fb::TensorT* y) {
   if (sx * max_ws / sy > kMaxRequantization) sy = sx * max_ws / kMaxRequantization;
 }
 
+// How the quantizer treats an operator: one rule per opcode, written as a
+// switch without `default` (so -Wswitch names an opcode that lacks one), and
+// an operator without a rule is an error, never passed through as it is.
+// The int8 output of an operator is quantized from its calibrated range,
+// unless contract.h fixes it (LOGISTIC, TANH).
+struct QuantizeRule {
+  bool float_only;        // stays float32 in an int8 model
+  int activation_inputs;  // leading inputs that are activations (-1: all); the rest constants
+};
+
+QuantizeRule RuleFor(fb::OpCode code) {
+  switch (code) {
+    case fb::OpCode::QUANTIZE: return {false, 0};  // reads the float model input as it is
+    case fb::OpCode::FULLY_CONNECTED: return {false, 1};  // weights and bias quantized below
+    case fb::OpCode::LOGISTIC: return {false, -1};
+    case fb::OpCode::TANH: return {false, -1};
+    case fb::OpCode::MUL: return {false, -1};
+    case fb::OpCode::ADD: return {false, -1};
+    case fb::OpCode::ATTENTION_POOL: return {false, -1};
+    case fb::OpCode::SOFTMAX: return {true, -1};
+    case fb::OpCode::CONCAT: return {false, -1};  // each input keeps its own scale
+    case fb::OpCode::DEQUANTIZE: break;  // only int8 models have one
+  }
+  throw std::invalid_argument(std::string("no quantize rule for operator ") +
+                              fb::EnumNameOpCode(code) + " (opcode " +
+                              std::to_string(static_cast<int>(code)) + ")");
+}
+
 // Appends DEQUANTIZE(tensor) -> "<name>.float" to `ops`; returns the new tensor.
 int32_t AddDequantize(fb::ModelT& m, int32_t tensor,
                       std::vector<std::unique_ptr<fb::OperatorT>>* ops) {
@@ -211,10 +243,12 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
   // logits), with float_heads each task's last FULLY_CONNECTED, and the
   // input's QUANTIZE when no int8 operator reads it.
   std::vector<char> op_float(n_ops, 0);
+  std::vector<QuantizeRule> rules;
   for (size_t o = 0; o < n_ops; ++o) {
     const auto& op = *m.operators[o];
+    rules.push_back(RuleFor(op.opcode));
     op_float[o] = !options.float_ops.empty() && options.float_ops[o];
-    if (op.opcode == fb::OpCode::SOFTMAX) op_float[o] = 1;
+    if (rules[o].float_only) op_float[o] = 1;
     if (op.opcode == fb::OpCode::LOGISTIC && is_output[op.outputs[0]]) op_float[o] = 1;
   }
   if (options.float_heads) {
@@ -273,8 +307,8 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     float scale;
     int32_t zp;
     ChooseAsymmetric(r, &scale, &zp);
-    if (op.opcode == fb::OpCode::LOGISTIC) scale = 1.0f / 256, zp = -128;  // XNNPACK's fixed
-    if (op.opcode == fb::OpCode::TANH) scale = 1.0f / 128, zp = 0;         // output scales
+    FixedQuantization fixed;
+    if (FixedOutputQuantization(op.opcode, &fixed)) scale = fixed.scale, zp = fixed.zero_point;
     y.quantization = Quant(scale, zp);
   }
 
@@ -305,8 +339,9 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
   for (size_t o = 0; o < n_ops; ++o) {
     auto& op = m.operators[o];
     const fb::DType want = op_float[o] ? fb::DType::FLOAT32 : fb::DType::INT8;
-    if (op->opcode != fb::OpCode::QUANTIZE) {
-      const size_t activations = op->opcode == fb::OpCode::FULLY_CONNECTED ? 1 : op->inputs.size();
+    {
+      const int rule_inputs = rules[o].activation_inputs;
+      const size_t activations = rule_inputs < 0 ? op->inputs.size() : static_cast<size_t>(rule_inputs);
       for (size_t k = 0; k < activations; ++k) {
         int32_t& t = op->inputs[k];
         if (m.tensors[t]->dtype == want) continue;

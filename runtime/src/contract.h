@@ -1,0 +1,72 @@
+// The contract between the host writer (tools/common: graph builder,
+// quantizer, memory planner) and the runtime (verifier, loader, kernels):
+// facts both sides must compute the same way, written once, the way
+// format.h shares the checksum. Header-only, no heap, usable in both.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mtan_generated.h"
+
+namespace mtan {
+
+// Bytes of one element of `d` (0 for a value outside the enum).
+inline constexpr uint32_t DTypeBytes(fb::DType d) {
+  return d == fb::DType::INT8 ? 1 : (d == fb::DType::FLOAT32 || d == fb::DType::INT32) ? 4 : 0;
+}
+
+// Per-row bytes an activation of `elements` values takes in the memory
+// plan: rounded up to 4 so that every offset stays 4-byte aligned.
+inline constexpr uint64_t RowBytes(fb::DType d, uint64_t elements) {
+  return (elements * DTypeBytes(d) + 3) / 4 * 4;
+}
+
+// The int8 output quantization of LOGISTIC (1/256, -128) and TANH (1/128, 0)
+// is fixed (XNNPACK's, and TFLite's): [0, 1) and [-1, 1) on all 256 codes.
+struct FixedQuantization {
+  float scale;
+  int32_t zero_point;
+};
+constexpr FixedQuantization kLogisticOutput = {1.0f / 256, -128};
+constexpr FixedQuantization kTanhOutput = {1.0f / 128, 0};
+// The fixed output quantization of `code`, or false when it has none.
+inline bool FixedOutputQuantization(fb::OpCode code, FixedQuantization* q) {
+  if (code == fb::OpCode::LOGISTIC) return *q = kLogisticOutput, true;
+  if (code == fb::OpCode::TANH) return *q = kTanhOutput, true;
+  return false;
+}
+
+// An int8 FULLY_CONNECTED accumulates in int32. Per output channel,
+// |bias| + kMaxInputStep * sum |w| must not exceed kAccumulatorLimit, or the
+// sum can wrap (in XNNPACK too): kMaxInputStep bounds |x - zero_point| for
+// int8 x, and also XNNPACK's bias with the zero point folded in. The writer
+// saturates biases to this bound; the verifier refuses files beyond it.
+constexpr uint64_t kAccumulatorLimit = 2147483647u;  // INT32_MAX
+constexpr uint32_t kMaxInputStep = 256;
+inline constexpr uint64_t AccumulatorBound(uint64_t sum_abs_weights, uint64_t abs_bias) {
+  return abs_bias + kMaxInputStep * sum_abs_weights;
+}
+
+// Tensor lifetimes, in operator indices: an activation lives from the
+// operator writing it to the last operator reading it; a task output lives
+// to the end of a run (index = number of operators). The model input is the
+// caller's rows and is not planned. Two activations whose lifetimes overlap
+// never share arena bytes.
+struct Lifetime {
+  int32_t first = -1;  // the producer (-1: none)
+  int32_t last = -1;
+};
+inline void LifetimeWritten(Lifetime* l, int32_t op) {
+  l->first = op;
+  if (l->last < op) l->last = op;
+}
+inline void LifetimeRead(Lifetime* l, int32_t op) {
+  if (l->last < op) l->last = op;
+}
+inline void LifetimeTaskOutput(Lifetime* l, int32_t num_ops) { l->last = num_ops; }
+inline bool LiveTogether(const Lifetime& a, const Lifetime& b) {
+  return a.first <= b.last && b.first <= a.last;
+}
+
+}  // namespace mtan

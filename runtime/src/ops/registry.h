@@ -1,0 +1,160 @@
+// One module per operator (runtime/src/ops/<op>.cc), each exporting one
+// OpRegistration, as TFLite Micro's TFLMRegistration does: the verifier, the
+// loader and both backends find an operator's code through FindOp(opcode)
+// and hold no per-operator switch of their own.
+//
+// What an operator provides:
+//   verify      arity, dtypes, shapes and quantization of one operator of an
+//               untrusted file (the generic checks ran already: indices,
+//               graph order, one output, activation and model-input rules);
+//   float_bound the bound of a float32 output from its inputs' bounds (the
+//               verifier refuses an output that could exceed 2^127);
+//   prepare     what it carves from the arena and precomputes at load. It runs
+//               twice with the same code: sizing (ctx.load false, Carve only
+//               counts) and loading, so the planned bytes are exact by
+//               construction;
+//   eval        the portable reference kernel (no allocation, no checks
+//               beyond what load proved);
+//   xnn_*       the XNNPACK operator, when the op has one: whether it takes
+//               this instance, create (allocations go to the arena through
+//               backend_xnnpack.cc) and setup for a batch.
+// Adding an operator: its enum value in schema/mtan.fbs, one file here, one
+// line in registry.cc, one quantize rule in tools/common/quantize.cc.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mtan/mtan.h"
+#include "mtan_generated.h"
+
+namespace mtan {
+
+constexpr uint8_t kBackendReference = 0;
+constexpr uint8_t kBackendXnnpack = 1;
+
+// Bytes of per-operator parameters kept inside OpState (its struct is the
+// operator's own: pointers to what prepare carved, counts, precomputed
+// values; the largest today is CONCAT's, a count and four pointers). OpState
+// stays the size it had before the split into ops/ (160 bytes on 64-bit
+// targets, 96 on 32-bit ones), so that arena sizes, and the files
+// mtan-convert writes, which record the measured arena size, did not change.
+constexpr size_t kOpParamsBytes = sizeof(void*) == 8 ? 72 : 32;
+
+// Everything one operator needs at run time, decided at load.
+struct OpState {
+  fb::OpCode code;
+  bool relu;
+  bool int8;
+  uint8_t backend;       // kBackendReference or kBackendXnnpack
+  uint32_t in_channels;  // per-row elements of the (first) input
+  uint32_t out_channels;
+  const void* in0;       // activations in the arena (QUANTIZE of the model
+  const void* in1;       // input: null, rows come at run)
+  void* out;
+  // Per-tensor quantization: zero points and scales of in0, in1 and out.
+  int32_t zp_in0, zp_in1, zp_out;
+  float scale_in0, scale_in1, scale_out;
+  void* xnn_op;          // xnn_operator_t
+  uint32_t setup_batch;  // batch and threadpool the xnn_op was last set up for
+  void* setup_pool;
+  alignas(8) unsigned char params[kOpParamsBytes];  // the operator's own struct
+};
+
+// The operator's parameter struct inside `op`.
+template <typename P>
+P& Params(OpState& op) {
+  static_assert(sizeof(P) <= kOpParamsBytes && alignof(P) <= 8, "parameters too large");
+  return *reinterpret_cast<P*>(op.params);
+}
+template <typename P>
+const P& Params(const OpState& op) {
+  static_assert(sizeof(P) <= kOpParamsBytes && alignof(P) <= 8, "parameters too large");
+  return *reinterpret_cast<const P*>(op.params);
+}
+
+// What verify and float_bound see of the model being verified (verify.cc
+// implements the out-of-line parts). Indices were checked before the call.
+struct VerifyContext {
+  const fb::Model* m;
+  uint32_t num_tensors;
+  int16_t* same_data;  // constants: first tensor with the same data
+  int16_t* bound;      // float32 tensors: exponent of their value bound
+
+  const fb::Tensor* T(uint32_t i) const { return m->tensors()->Get(i); }
+  bool IsActivation(uint32_t i) const { return T(i)->buffer() == 0; }
+  // Per-row elements of an activation (its rank-1 shape).
+  uint32_t Channels(uint32_t i) const { return static_cast<uint32_t>(T(i)->shape()->Get(0)); }
+  bool SameShape(uint32_t a, uint32_t b) const { return Channels(a) == Channels(b); }
+  const char* Name(uint32_t i) const;
+  // MTAN_ERROR_OPERATOR "operator o (OPCODE): what".
+  mtan_status Fail(uint32_t o, const char* what) const;
+  // MTAN_ERROR_SHAPE "operator o: shapes differ".
+  mtan_status ShapesDiffer(uint32_t o) const;
+  // The value bound of float32 tensor t (an earlier operator's output).
+  double InputBound(uint32_t t) const;
+  // The largest bound of operator o's inputs first.. (outputs that copy or
+  // convexly combine their inputs).
+  double MaxInputBound(uint32_t o, uint32_t first) const;
+  // Largest row sum of |w| (weights [O, I]) or largest |b| (a vector) of a
+  // float32 constant, computed once per data.
+  double ConstantBound(uint32_t t);
+  // int8 tensor t's per-tensor scale and zero point (verified to exist).
+  float Scale(uint32_t t) const;
+  int32_t ZeroPoint(uint32_t t) const;
+};
+
+// What prepare sees: the operator in the file and the arena being carved.
+struct PrepareContext {
+  const fb::Model* m;
+  const fb::Operator* op;
+  bool load;     // false: sizing, Carve returns null and only counts
+  bool xnnpack;  // the XNNPACK backend runs this operator (its own tables)
+  uint32_t max_batch;
+  uint8_t* activations;  // load: the activation region
+  uint64_t* carved;      // the carver's running total
+  uint8_t* arena;        // load: the arena base
+
+  // 64-byte aligned chunk of `bytes` (null while sizing).
+  void* Carve(uint64_t bytes);
+  // The arena address of activation t (null while sizing).
+  void* Activation(int32_t t) const;
+  const fb::Tensor* Tensor(uint32_t i) const { return m->tensors()->Get(i); }
+  // Per-tensor quantization; float tensors (no scale) read as 1 and 0.
+  float Scale(int32_t t) const;
+  int32_t ZeroPoint(int32_t t) const;
+};
+
+struct OpRegistration {
+  fb::OpCode code;
+  // The model input (the caller's rows) may be its first input.
+  bool reads_model_input;
+  // Activation (RELU) may be fused.
+  bool fuses_relu;
+  mtan_status (*verify)(VerifyContext& ctx, uint32_t o);
+  // Bound of a float32 output; a value beyond 2^127 is refused with
+  // bound_error.
+  double (*float_bound)(VerifyContext& ctx, uint32_t o);
+  mtan_status bound_error;
+  // Optional (null: nothing to carve or precompute).
+  void (*prepare)(PrepareContext& ctx, OpState* op);
+  mtan_status (*eval)(const OpState& op, uint32_t batch, const float* rows,
+                      const fb::Model* model);
+  // Optional; null when XNNPACK has no such operator (or the build has no
+  // XNNPACK). Return xnn_status values.
+  bool (*xnn_handles)(const OpState& op);
+  int (*xnn_create)(const OpState& op, void** xnn_op);
+  int (*xnn_setup)(const OpState& op, void* xnn_op, uint32_t batch, void* threadpool);
+};
+
+// The registration of `code`, or null for a value outside the schema's enum.
+const OpRegistration* FindOp(fb::OpCode code);
+
+// The XNNPACK part of a registration: compiled only into XNNPACK builds.
+#if MTAN_HAS_XNNPACK
+#define MTAN_XNNPACK_OP(handles, create, setup) handles, create, setup
+#else
+#define MTAN_XNNPACK_OP(handles, create, setup) nullptr, nullptr, nullptr
+#endif
+
+}  // namespace mtan
