@@ -2,9 +2,9 @@
 # Runs tools/demo.sh (README's first command) on 20k rows and 2 epochs, then
 # checks what a user reads from it: every step's output file, the metrics of
 # both models, the inspect summary and the benchmark table.
-#   first_command.sh SOURCE_DIR BUILD_DIR
+#   first_command.sh PATH/TO/tools/demo.sh BUILD_DIR
 set -euo pipefail
-src=$1 build=$2
+demo=$1 build=$2
 out=$(mktemp -d "${TMPDIR:-/tmp}/mtan-demo-test-XXXXXX")
 trap 'rm -rf "$out"' EXIT
 log=$out/demo.log
@@ -12,7 +12,7 @@ log=$out/demo.log
 fail() { echo "demo.first_command: FAIL: $*" >&2; tail -40 "$log" >&2; exit 1; }
 
 MTAN_DEMO_DIR=$out/demo MTAN_DEMO_ROWS=20000 MTAN_DEMO_EPOCHS=2 MTAN_DEMO_BENCH_SECONDS=0.05 \
-  MTAN_BUILD_DIR=$build bash "$src/tools/demo.sh" >"$log" 2>&1 || fail "tools/demo.sh exited with $?"
+  MTAN_BUILD_DIR=$build bash "$demo" >"$log" 2>&1 || fail "tools/demo.sh exited with $?"
 
 d=$out/demo
 for f in data/ceiling.json model.f32.mtan model.mtan convert.json eval.f32.json eval.int8.json \
