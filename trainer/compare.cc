@@ -98,7 +98,7 @@ nlohmann::json CompareGroups(const host::Spec& spec, const host::Dataset& test,
     }
   }
   // Paired bootstrap of (group mean - baseline mean).
-  Rng rng(seed);
+  host::Rng rng(seed);
   std::vector<std::vector<std::vector<double>>> diffs(groups.size(), std::vector<std::vector<double>>(T));
   std::vector<int64_t> idx(n);
   for (int b = 0; b < resamples; ++b) {

@@ -1,5 +1,5 @@
 // The libtorch network of every architecture, in exactly the structure of the
-// runtime graph (tools/common/model_io.h), and its export.
+// runtime graph (host/model_io.h), and its export.
 //
 //   h_0 = (x - mean) / std                   standardised by the caller
 //   h_l = relu(W_l h_{l-1} + b_l)            trunk (one per task for `single`)
@@ -80,7 +80,7 @@ torch::Tensor RuntimeEquivalentOutputs(MtanNet& net, const host::Spec& spec,
                                        const torch::Tensor& stddev,
                                        const std::vector<LabelScale>& scales);
 
-// Fills `w` for tools/common's BuildFloatModel: the standardisation, every
+// Fills `w` for host's BuildFloatModel: the standardisation, every
 // layer (W row-major [out][in]), regression heads folded with their label
 // scale (w' = w std, b' = b std + mean) and EXPM1 for log1p labels.
 void ExportWeights(MtanNet& net, const host::Spec& spec, const std::vector<std::string>& features,

@@ -39,19 +39,19 @@ double NormalCdf(double v) { return 0.5 * std::erfc(-v / std::sqrt(2.0)); }
 // standard normal (and the generator, for count noise).
 struct Column {
   const char* name;
-  std::function<double(double, Rng&)> make;
+  std::function<double(double, host::Rng&)> make;
   bool informative = true;
 };
 
 std::vector<Column> Columns() {
   auto lognormal = [](double mu, double sigma, double step) {
-    return [=](double z, Rng&) { return std::max(step, Round(std::exp(mu + sigma * z), step)); };
+    return [=](double z, host::Rng&) { return std::max(step, Round(std::exp(mu + sigma * z), step)); };
   };
   auto poisson = [](double a, double b) {
-    return [=](double z, Rng& rng) { return static_cast<double>(rng.Poisson(std::exp(a + b * z))); };
+    return [=](double z, host::Rng& rng) { return static_cast<double>(rng.Poisson(std::exp(a + b * z))); };
   };
   auto flag = [](double threshold) {
-    return [=](double z, Rng&) { return z > threshold ? 1.0 : 0.0; };
+    return [=](double z, host::Rng&) { return z > threshold ? 1.0 : 0.0; };
   };
   return {
       // Prices and money: log-normal, in currency units with cents.
@@ -62,7 +62,7 @@ std::vector<Column> Columns() {
       {"max_price_viewed_30d", lognormal(4.5, 1.1, 0.01)},
       {"shipping_fee", lognormal(1.5, 0.5, 0.01)},
       // Ages.
-      {"user_age", [](double z, Rng&) { return std::clamp(std::round(38.0 + 12.0 * z), 18.0, 90.0); }},
+      {"user_age", [](double z, host::Rng&) { return std::clamp(std::round(38.0 + 12.0 * z), 18.0, 90.0); }},
       {"account_age_days", lognormal(6.0, 1.2, 1.0)},
       // Counts: Poisson with a log-normal rate.
       {"sessions_7d", poisson(1.0, 0.6)},
@@ -88,24 +88,24 @@ std::vector<Column> Columns() {
       {"is_weekend", flag(0.57)},
       {"push_enabled", flag(0.4)},
       // Other continuous columns.
-      {"discount_pct", [](double z, Rng&) { return std::clamp(std::round(20.0 + 15.0 * z), 0.0, 80.0); }},
-      {"item_rating", [](double z, Rng&) { return std::clamp(Round(4.1 + 0.6 * z, 0.1), 1.0, 5.0); }},
+      {"discount_pct", [](double z, host::Rng&) { return std::clamp(std::round(20.0 + 15.0 * z), 0.0, 80.0); }},
+      {"item_rating", [](double z, host::Rng&) { return std::clamp(Round(4.1 + 0.6 * z, 0.1), 1.0, 5.0); }},
       {"days_since_last_visit", lognormal(1.5, 1.2, 1.0)},
       {"session_duration_sec", lognormal(5.0, 1.0, 1.0)},
-      {"hour_of_day", [](double z, Rng&) { return std::min(23.0, std::floor(24.0 * NormalCdf(z))); }},
+      {"hour_of_day", [](double z, host::Rng&) { return std::min(23.0, std::floor(24.0 * NormalCdf(z))); }},
       {"item_review_count", lognormal(3.0, 1.5, 1.0)},
       {"stock_level", lognormal(4.0, 1.0, 1.0)},
       {"distance_km", lognormal(2.0, 1.0, 0.1)},
       // Pure noise, unrelated to every task, at wild scales.
-      {"noise_hash", [](double z, Rng&) { return std::round(5.0e4 + 1.0e4 * z); }, false},
-      {"noise_uniform", [](double z, Rng&) { return Round(NormalCdf(z), 0.0001); }, false},
-      {"noise_count", [](double, Rng& rng) { return static_cast<double>(rng.Poisson(3.0)); }, false},
+      {"noise_hash", [](double z, host::Rng&) { return std::round(5.0e4 + 1.0e4 * z); }, false},
+      {"noise_uniform", [](double z, host::Rng&) { return Round(NormalCdf(z), 0.0001); }, false},
+      {"noise_count", [](double, host::Rng& rng) { return static_cast<double>(rng.Poisson(3.0)); }, false},
       {"noise_amount", lognormal(8.0, 2.0, 0.01), false},
   };
 }
 
 // Orthonormal vectors (Gram-Schmidt on Gaussian draws) in R^dim.
-std::vector<std::vector<double>> Orthonormal(int count, int dim, Rng& rng) {
+std::vector<std::vector<double>> Orthonormal(int count, int dim, host::Rng& rng) {
   std::vector<std::vector<double>> out;
   while (static_cast<int>(out.size()) < count) {
     std::vector<double> v(dim);
@@ -185,9 +185,9 @@ bool GenerateSynth(const SynthOptions& o, SynthData* data, std::string* error) {
   const size_t n = static_cast<size_t>(o.rows);
 
   // Independent streams: the dataset constants, the features, the labels.
-  Rng rng_const(o.seed * 0x9E3779B97F4A7C15ull + 1);
-  Rng rng_x(o.seed * 0x9E3779B97F4A7C15ull + 2);
-  Rng rng_y(o.seed * 0x9E3779B97F4A7C15ull + 3);
+  host::Rng rng_const(o.seed * 0x9E3779B97F4A7C15ull + 1);
+  host::Rng rng_x(o.seed * 0x9E3779B97F4A7C15ull + 2);
+  host::Rng rng_y(o.seed * 0x9E3779B97F4A7C15ull + 3);
 
   // Raw features. Engagement counts share a latent factor, as in real logs.
   d.x.resize(n * nf);

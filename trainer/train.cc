@@ -426,7 +426,7 @@ int RunTraining(const TrainOptions& opt) {
   }
 
   // Training.
-  Rng shuffle_rng(opt.seed ^ 0x5DEECE66Dull);
+  host::Rng shuffle_rng(opt.seed ^ 0x5DEECE66Dull);
   std::vector<int64_t> order(N);
   std::iota(order.begin(), order.end(), 0);
   std::vector<std::vector<double>> loss_history;

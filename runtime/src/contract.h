@@ -1,4 +1,4 @@
-// The contract between the host writer (tools/common: graph builder,
+// The contract between the host writer (host/: graph builder,
 // quantizer, memory planner) and the runtime (verifier, loader, kernels):
 // facts both sides must compute the same way, written once, the way
 // format.h shares the checksum. Header-only, no heap, usable in both.

@@ -226,7 +226,7 @@ struct Checker : VerifyContext {
   // the output is wrong with MTAN_OK. 256 bounds both (x - zero_point), as
   // the reference kernel computes, and XNNPACK's bias with the zero point
   // folded in plus its sum of w * x. The converter saturates its biases to
-  // this bound (tools/common/quantize.cc).
+  // this bound (host/quantize.cc).
   //
   // Checked once per weight data: one pass over its rows, and for each row
   // every distinct bias data paired with it (each such bias is its own

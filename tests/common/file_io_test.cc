@@ -1,4 +1,4 @@
-// Files the tools read and write (tools/common/file_io.h), issue 12 findings 7
+// Files the tools read and write (host/file_io.h), issue 12 findings 7
 // and 10: atomic writes no longer replace device nodes, FIFOs or links; reads
 // never block on a FIFO and never fill memory from an endless or huge file.
 #include "file_io.h"

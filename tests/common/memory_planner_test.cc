@@ -1,4 +1,4 @@
-// The activation memory planners (tools/common/memory_planner.h): live
+// The activation memory planners (host/memory_planner.h): live
 // buffers never share bytes (the rule of runtime/src/contract.h, which the
 // runtime's verifier checks in every file), and the greedy plan reuses the
 // bytes of buffers that are dead.

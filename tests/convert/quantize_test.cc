@@ -1,10 +1,11 @@
-// The int8 arithmetic of tools/common/quantize.h: weight and bias
+// The int8 arithmetic of host/quantize.h: weight and bias
 // quantization, degenerate ranges, and the golden-case tolerance.
 #include <cmath>
 #include <limits>
 #include <random>
 
 #include "doctest/doctest.h"
+#include "calibrate.h"
 #include "quantize.h"
 #include "test_models.h"
 
@@ -181,10 +182,7 @@ std::vector<host::Range> MinMaxRanges(const fb::ModelT& f, const std::vector<flo
   std::vector<std::vector<float>> values;
   std::string error;
   REQUIRE_MESSAGE(host::CollectActivations(f, rows, n, &values, &error), error);
-  std::vector<host::Range> ranges(values.size());
-  for (size_t t = 0; t < values.size(); ++t)
-    for (float v : values[t]) ranges[t] = {std::min(ranges[t].min, v), std::max(ranges[t].max, v)};
-  return ranges;
+  return host::CalibrateRanges(values, host::CalibrationMethod::kMinMax);
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ TEST_CASE("seed means and paired bootstrap SEs") {
   REQUIRE(host::ParseSpec(R"({"tasks": [{"name": "y", "kind": "binary"}]})", "spec", &spec, &err));
   // 2000 rows; "good" scores see the label through noise, "bad" are noise.
   const int n = 2000;
-  Rng rng(5);
+  host::Rng rng(5);
   host::Dataset test;
   test.rows = n;
   test.labels.resize(1);

@@ -109,7 +109,7 @@ TEST_CASE("denormal weights are written as zero, and the outputs do not change")
   // Outputs as the trainer computes them with the denormal weights.
   const int N = 16;
   std::vector<float> x(N * F);
-  Rng rng(5);
+  host::Rng rng(5);
   for (float& v : x) v = static_cast<float>(rng.Normal());
   host::RuntimeModel runtime;
   std::string err;
@@ -128,7 +128,7 @@ TEST_CASE("denormal weights are written as zero, and the outputs do not change")
 TEST_CASE("every architecture's export runs on the runtime like the trainer, within 1e-4") {
   const host::Spec spec = ThreeTaskSpec();
   const int F = 7, N = 300;
-  Rng rng(7);
+  host::Rng rng(7);
   std::vector<float> mean(F), stddev(F), x(N * F);
   for (int j = 0; j < F; ++j) {
     mean[j] = static_cast<float>(10 * rng.Normal());
@@ -194,7 +194,7 @@ TEST_SUITE("training") {
 // Toy data: click = [a + b > 0], category = argmax(a, b, -a - b), spend =
 // exp(1 + a) for about half of the rows; c is noise at a large scale.
 void WriteToy(const std::filesystem::path& path, int rows, uint64_t seed) {
-  Rng rng(seed);
+  host::Rng rng(seed);
   std::ofstream out(path);
   out << "a,b,c,click,category,spend\n";
   for (int i = 0; i < rows; ++i) {

@@ -13,7 +13,6 @@
 #include <numeric>
 #include <random>
 
-#include "format.h"
 #include "quantize.h"
 #include "search.h"
 
@@ -325,7 +324,7 @@ bool Convert(const Options& o, Report* report, std::string* error) {
       return false;
     }
   }
-  report->source_hash = Hex64(Checksum64(src.data(), src.size()));
+  report->source_hash = Hex64(host::Checksum64(src.data(), src.size()));
   report->float_file_bytes = src.size();
   f.golden.clear();  // float outputs: the int8 model gets its own
   RuntimeModel float_rt;

@@ -1,5 +1,5 @@
 // mtan-eval: scores any .mtan file, float or int8, on a labelled CSV through
-// the real runtime, with the trainer's metric code (tools/common/metrics.h).
+// the real runtime, with the trainer's metric code (host/metrics.h).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 

@@ -19,7 +19,7 @@
 //               this instance, create (allocations go to the arena through
 //               backend_xnnpack.cc) and setup for a batch.
 // Adding an operator: its enum value in schema/mtan.fbs, one file here, one
-// line in registry.cc, one quantize rule in tools/common/quantize.cc.
+// line in registry.cc, one quantize rule in host/quantize.cc.
 #pragma once
 
 #include <stddef.h>

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-namespace mtan::trainer {
+namespace mtan::host {
 
 inline uint64_t SplitMix64(uint64_t* state) {
   uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -84,4 +84,4 @@ class Rng {
   bool have_spare_ = false;
 };
 
-}  // namespace mtan::trainer
+}  // namespace mtan::host

@@ -93,15 +93,16 @@ void FlushDenormalWeights(fb::ModelT& m) {
 
 }  // namespace
 
-Dense RandomDense(std::mt19937& rng, int in, int out) {
-  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+Dense RandomDense(Rng& rng, int in, int out) {
+  const double sd = 1.0 / std::sqrt(static_cast<double>(in));
+  const auto n = [&] { return static_cast<float>(sd * rng.Normal()); };
   Dense d;
   d.in = in;
   d.out = out;
   d.w.resize(static_cast<size_t>(in) * out);
   d.b.resize(out);
-  for (float& v : d.w) v = n(rng);
-  for (float& v : d.b) v = 0.1f * n(rng);
+  for (float& v : d.w) v = n();
+  for (float& v : d.b) v = 0.1f * n();
   return d;
 }
 
@@ -245,6 +246,8 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
   m.max_batch = max_batch;
   return SealModel(m);
 }
+
+uint64_t Checksum64(const uint8_t* data, size_t n) { return ::mtan::Checksum64(data, n); }
 
 std::vector<uint8_t> SealModel(fb::ModelT& m) {
   flatbuffers::FlatBufferBuilder fbb(1 << 16);

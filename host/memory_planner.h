@@ -8,8 +8,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "contract.h"
-
 namespace mtan::host {
 
 class MemoryPlanner {
@@ -49,7 +47,7 @@ class GreedyMemoryPlanner : public MemoryPlanner {
   void Plan();
   struct Buffer {
     uint32_t bytes;
-    Lifetime life;
+    int32_t first_use, last_use;  // contract.h's Lifetime
     uint32_t offset;
   };
   std::vector<Buffer> buffers_;

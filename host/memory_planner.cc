@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "contract.h"
+
 namespace mtan::host {
 
 int LinearMemoryPlanner::AddBuffer(uint32_t bytes, int32_t, int32_t) {
@@ -16,7 +18,7 @@ uint32_t LinearMemoryPlanner::TotalBytes() { return total_; }
 
 int GreedyMemoryPlanner::AddBuffer(uint32_t bytes, int32_t first_use, int32_t last_use) {
   if (first_use > last_use) throw std::invalid_argument("buffer used before it is written");
-  buffers_.push_back({bytes, {first_use, last_use}, 0});
+  buffers_.push_back({bytes, first_use, last_use, 0});
   planned_ = false;
   return static_cast<int>(buffers_.size()) - 1;
 }
@@ -43,7 +45,7 @@ void GreedyMemoryPlanner::Plan() {
     Buffer& it = buffers_[i];
     std::vector<std::pair<uint32_t, uint32_t>> busy;
     for (int p : placed)
-      if (LiveTogether(it.life, buffers_[p].life))
+      if (LiveTogether({it.first_use, it.last_use}, {buffers_[p].first_use, buffers_[p].last_use}))
         busy.emplace_back(buffers_[p].offset, buffers_[p].offset + buffers_[p].bytes);
     std::sort(busy.begin(), busy.end());
     uint32_t off = 0;

@@ -6,13 +6,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "file_io.h"  // ReadFile, WriteFileAtomic
 #include "mtan/mtan.h"
 #include "mtan_generated.h"
+#include "rng.h"
 
 namespace mtan::host {
 
@@ -39,8 +39,10 @@ struct TaskHead {
 };
 
 // A layer with N(0, 1/in) weights and N(0, 0.01/in) biases: the random
-// networks of the tests, the fuzzer's seeds and mtan-bench --synthetic.
-Dense RandomDense(std::mt19937& rng, int in, int out);
+// networks of the tests, the fuzzer's seeds and mtan-bench --synthetic. Drawn
+// from our own generator (rng.h), so a seed gives the same network with any
+// standard library.
+Dense RandomDense(Rng& rng, int in, int out);
 
 // Float weights of a whole MTAN (or one of its ablations), in the graph's
 // terms. Cross-attention pools over the `z` of every task with has_cross.
@@ -67,6 +69,10 @@ std::vector<uint8_t> FinishModel(fb::ModelT& model, uint32_t max_batch, bool reu
 // Serializes as is (no planning) and appends the checksum footer. Tests use
 // it to write deliberately broken plans.
 std::vector<uint8_t> SealModel(fb::ModelT& model);
+
+// The footer's checksum function (XXH64, seed 0; runtime/src/format.h) of
+// any bytes: what `xxhsum -H64` prints for them.
+uint64_t Checksum64(const uint8_t* data, size_t n);
 
 // 16-byte aligned bytes of a model file (weights are read in place).
 class ModelBytes {
