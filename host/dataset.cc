@@ -159,11 +159,11 @@ std::string Printable(std::string_view name) {
 
 }  // namespace
 
-const char* TaskTypeName(TaskType type) {
+const char* TaskKindName(fb::TaskKind type) {
   switch (type) {
-    case TaskType::kBinary: return "binary";
-    case TaskType::kMulticlass: return "multiclass";
-    case TaskType::kRegression: return "regression";
+    case fb::TaskKind::BINARY: return "binary";
+    case fb::TaskKind::MULTICLASS: return "multiclass";
+    case fb::TaskKind::REGRESSION: return "regression";
   }
   return "?";
 }
@@ -249,11 +249,11 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
     }
     const std::string kind = t["kind"].get<std::string>();
     if (kind == "binary") {
-      task.type = TaskType::kBinary;
+      task.type = fb::TaskKind::BINARY;
     } else if (kind == "multiclass") {
-      task.type = TaskType::kMulticlass;
+      task.type = fb::TaskKind::MULTICLASS;
     } else if (kind == "regression") {
-      task.type = TaskType::kRegression;
+      task.type = fb::TaskKind::REGRESSION;
     } else {
       return bad(where + ".kind",
                  Quote(kind) + " is not \"binary\", \"multiclass\" or \"regression\"");
@@ -270,7 +270,7 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
     }
     if (t.contains("class_names")) {
       const json& cn = t["class_names"];
-      if (task.type != TaskType::kMulticlass) {
+      if (task.type != fb::TaskKind::MULTICLASS) {
         return bad(where + ".class_names", "only a multiclass task has class names");
       }
       if (!cn.is_array()) return bad(where + ".class_names", "expected an array of strings");
@@ -289,7 +289,7 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
         task.class_names.push_back(cn[k].get<std::string>());
       }
     }
-    if (task.type == TaskType::kMulticlass) {
+    if (task.type == fb::TaskKind::MULTICLASS) {
       if (t.contains("classes")) {
         if (!t["classes"].is_number_integer() || t["classes"].get<int64_t>() < 2 ||
             t["classes"].get<int64_t>() > 65536) {
@@ -308,7 +308,7 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
       }
       if (task.classes < 2) return bad(where + ".classes", "needs at least 2 classes");
     } else if (t.contains("classes")) {
-      const bool ok = task.type == TaskType::kBinary && t["classes"].is_number_integer() &&
+      const bool ok = task.type == fb::TaskKind::BINARY && t["classes"].is_number_integer() &&
                       t["classes"].get<int64_t>() == 2;
       if (!ok) return bad(where + ".classes", "only a multiclass task has classes");
     }
@@ -316,7 +316,7 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
       if (!t["transform"].is_string()) return bad(where + ".transform", "expected a string");
       const std::string tr = t["transform"].get<std::string>();
       if (tr == "log1p") {
-        if (task.type != TaskType::kRegression) {
+        if (task.type != fb::TaskKind::REGRESSION) {
           return bad(where + ".transform", "only a regression label can be transformed");
         }
         task.log1p = true;
@@ -468,7 +468,7 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
                                Quote(task.name) + ": " + Quote(cell) + " " + msg);
       };
       double v = 0;
-      if (task.type == TaskType::kMulticlass) {
+      if (task.type == fb::TaskKind::MULTICLASS) {
         auto it = class_index[t].find(std::string(cell));
         if (it != class_index[t].end()) {
           v = it->second;
@@ -482,7 +482,7 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
         }
       } else if (!ParseFloat(cell, &v) || !std::isfinite(v)) {
         return label_error("is not a finite number");
-      } else if (task.type == TaskType::kBinary) {
+      } else if (task.type == fb::TaskKind::BINARY) {
         if (v != 0.0 && v != 1.0) return label_error("is not 0 or 1");
       } else if (!std::isfinite(static_cast<float>(v))) {
         // 1e39 is a finite double but an infinite float32 (the runtime's

@@ -29,16 +29,18 @@
 #include <string>
 #include <vector>
 
+#include "mtan_generated.h"
+
 namespace mtan::host {
 
-enum class TaskType { kBinary, kMulticlass, kRegression };
-
+// A task's kind is the file format's fb::TaskKind everywhere on the host; the
+// C API's mtan_task_kind has the same values (checked in the runtime).
 // "binary", "multiclass", "regression".
-const char* TaskTypeName(TaskType type);
+const char* TaskKindName(fb::TaskKind type);
 
 struct TaskSpec {
   std::string name;
-  TaskType type = TaskType::kBinary;
+  fb::TaskKind type = fb::TaskKind::BINARY;
   std::string label;                     // CSV column holding the label
   int classes = 1;                       // outputs per row: K for multiclass, else 1
   std::vector<std::string> class_names;  // multiclass only; empty or `classes` names

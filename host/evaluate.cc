@@ -71,11 +71,9 @@ bool MatchTasks(const mtan_model* model, const Spec& spec, std::vector<int32_t>*
     }
     mtan_task_info info;
     mtan_task_info_get(model, static_cast<uint32_t>(index), &info);
-    const uint32_t want_kind = t.type == TaskType::kBinary       ? MTAN_TASK_BINARY
-                               : t.type == TaskType::kMulticlass ? MTAN_TASK_MULTICLASS
-                                                                 : MTAN_TASK_REGRESSION;
+    const uint32_t want_kind = static_cast<uint32_t>(t.type);  // mtan_task_kind: the same values
     if (info.kind != want_kind || info.output_size != static_cast<uint32_t>(t.classes)) {
-      *error = "task '" + t.name + "': the spec says " + TaskTypeName(t.type) + " with " +
+      *error = "task '" + t.name + "': the spec says " + TaskKindName(t.type) + " with " +
                std::to_string(t.classes) + " output(s), the model has kind " +
                std::to_string(info.kind) + " with " + std::to_string(info.output_size);
       return false;
@@ -110,7 +108,7 @@ bool PredictModelSpace(RuntimeModel& model, const Spec& spec, const Dataset& dat
     for (uint32_t r = 0; r < n; ++r) {
       for (uint32_t k = 0; k < info.output_size; ++k) {
         float v = y[static_cast<size_t>(r) * per_row + offset + k];
-        if (task.type == TaskType::kRegression) {
+        if (task.type == fb::TaskKind::REGRESSION) {
           // log1p(-1) is -inf: an expm1 that underflowed to -1 stays finite.
           if (task.log1p) v = std::max(v, std::nextafter(-1.0f, 0.0f));
           v = static_cast<float>(ToModelSpace(task, v));

@@ -28,7 +28,7 @@ bool MatchTasks(const mtan_model* model, const Spec& spec, std::vector<int32_t>*
 
 struct TaskEvaluation {
   std::string name;
-  TaskType type = TaskType::kBinary;
+  fb::TaskKind type = fb::TaskKind::BINARY;
   int64_t rows = 0;                  // rows with an observed label, the ones scored
   std::vector<NamedMetric> metrics;  // EvaluateTask's, in model space
 };

@@ -130,28 +130,28 @@ std::vector<NamedMetric> EvaluateTask(const TaskSpec& task, const float* outputs
   }
   const size_t n = lab.size();
   switch (task.type) {
-    case TaskType::kBinary:
+    case fb::TaskKind::BINARY:
       return {{"auc", Auc(out.data(), lab.data(), n)},
               {"logloss", LogLoss(out.data(), lab.data(), n)}};
-    case TaskType::kMulticlass:
+    case fb::TaskKind::MULTICLASS:
       return {{"accuracy", Accuracy(out.data(), lab.data(), n, k)},
               {"macro_f1", MacroF1(out.data(), lab.data(), n, k)}};
-    case TaskType::kRegression:
+    case fb::TaskKind::REGRESSION:
       return {{"rmse", Rmse(out.data(), lab.data(), n)},
               {"nmse", Nmse(out.data(), lab.data(), n)}};
   }
   return {};
 }
 
-const char* PrimaryMetricName(TaskType type) {
+const char* PrimaryMetricName(fb::TaskKind type) {
   switch (type) {
-    case TaskType::kBinary: return "auc";
-    case TaskType::kMulticlass: return "accuracy";
-    case TaskType::kRegression: return "nmse";
+    case fb::TaskKind::BINARY: return "auc";
+    case fb::TaskKind::MULTICLASS: return "accuracy";
+    case fb::TaskKind::REGRESSION: return "nmse";
   }
   return "?";
 }
 
-bool PrimaryHigherIsBetter(TaskType type) { return type != TaskType::kRegression; }
+bool PrimaryHigherIsBetter(fb::TaskKind type) { return type != fb::TaskKind::REGRESSION; }
 
 }  // namespace mtan::host

@@ -52,7 +52,7 @@ std::vector<NamedMetric> EvaluateTask(const TaskSpec& task, const float* outputs
 
 // The one metric per task kind that model selection uses: "auc", "accuracy"
 // or "nmse"; and whether higher is better (false for nmse).
-const char* PrimaryMetricName(TaskType type);
-bool PrimaryHigherIsBetter(TaskType type);
+const char* PrimaryMetricName(fb::TaskKind type);
+bool PrimaryHigherIsBetter(fb::TaskKind type);
 
 }  // namespace mtan::host

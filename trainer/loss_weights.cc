@@ -48,15 +48,15 @@ std::vector<double> DwaWeights(const std::vector<std::vector<double>>& history, 
   return lambda;
 }
 
-double UncertaintyCoefficient(host::TaskType type) {
-  return type == host::TaskType::kRegression ? 0.5 : 1.0;
+double UncertaintyCoefficient(fb::TaskKind type) {
+  return type == fb::TaskKind::REGRESSION ? 0.5 : 1.0;
 }
 
-double UncertaintyTerm(host::TaskType type, double loss, double log_var) {
+double UncertaintyTerm(fb::TaskKind type, double loss, double log_var) {
   return UncertaintyCoefficient(type) * std::exp(-log_var) * loss + 0.5 * log_var;
 }
 
-double UncertaintyTermGrad(host::TaskType type, double loss, double log_var) {
+double UncertaintyTermGrad(fb::TaskKind type, double loss, double log_var) {
   return -UncertaintyCoefficient(type) * std::exp(-log_var) * loss + 0.5;
 }
 

@@ -26,9 +26,9 @@ std::vector<double> DwaWeights(const std::vector<std::vector<double>>& history, 
 // with s = log(sigma^2) learned per task:
 //   regression:     0.5 * exp(-s) * L + 0.5 * s   (1/(2 sigma^2) L + log sigma)
 //   classification:       exp(-s) * L + 0.5 * s   (1/sigma^2 L + log sigma)
-double UncertaintyCoefficient(host::TaskType type);  // 0.5 or 1
-double UncertaintyTerm(host::TaskType type, double loss, double log_var);
+double UncertaintyCoefficient(fb::TaskKind type);  // 0.5 or 1
+double UncertaintyTerm(fb::TaskKind type, double loss, double log_var);
 // d(term)/d(log_var): zero at the optimum exp(-s) = 0.5 / (c L).
-double UncertaintyTermGrad(host::TaskType type, double loss, double log_var);
+double UncertaintyTermGrad(fb::TaskKind type, double loss, double log_var);
 
 }  // namespace mtan::trainer

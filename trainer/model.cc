@@ -94,7 +94,7 @@ NetOutput MtanNetImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
-torch::Tensor UncertaintyWeighted(host::TaskType type, const torch::Tensor& loss,
+torch::Tensor UncertaintyWeighted(fb::TaskKind type, const torch::Tensor& loss,
                                   const torch::Tensor& log_var) {
   return UncertaintyCoefficient(type) * torch::exp(-log_var) * loss + 0.5 * log_var;
 }
@@ -102,9 +102,9 @@ torch::Tensor UncertaintyWeighted(host::TaskType type, const torch::Tensor& loss
 torch::Tensor Predict(const host::TaskSpec& task, const torch::Tensor& logits,
                       const LabelScale& scale) {
   switch (task.type) {
-    case host::TaskType::kBinary: return torch::sigmoid(logits);
-    case host::TaskType::kMulticlass: return torch::softmax(logits, 1);
-    case host::TaskType::kRegression: return logits * scale.std + scale.mean;
+    case fb::TaskKind::BINARY: return torch::sigmoid(logits);
+    case fb::TaskKind::MULTICLASS: return torch::softmax(logits, 1);
+    case fb::TaskKind::REGRESSION: return logits * scale.std + scale.mean;
   }
   return logits;
 }
@@ -143,13 +143,9 @@ void ExportWeights(MtanNet& net, const host::Spec& spec, const std::vector<std::
     const TaskLayers& L = net->tasks[t];
     host::TaskHead h;
     h.name = ts.name;
-    switch (ts.type) {
-      case host::TaskType::kBinary: h.kind = fb::TaskKind::BINARY; break;
-      case host::TaskType::kMulticlass: h.kind = fb::TaskKind::MULTICLASS; break;
-      case host::TaskType::kRegression: h.kind = fb::TaskKind::REGRESSION; break;
-    }
+    h.kind = ts.type;
     h.class_names = ts.class_names;
-    if (ts.type == host::TaskType::kMulticlass && h.class_names.empty()) {
+    if (ts.type == fb::TaskKind::MULTICLASS && h.class_names.empty()) {
       for (int k = 0; k < ts.classes; ++k) h.class_names.push_back(std::to_string(k));
     }
     h.transform = ts.log1p ? fb::OutputTransform::EXPM1 : fb::OutputTransform::IDENTITY;
@@ -166,7 +162,7 @@ void ExportWeights(MtanNet& net, const host::Spec& spec, const std::vector<std::
       h.att_score = ToDense(L.att_score);
     }
     h.head = ToDense(L.head);
-    if (ts.type == host::TaskType::kRegression) {
+    if (ts.type == fb::TaskKind::REGRESSION) {
       // Fold the label standardisation: o = (W c + b) std + mean.
       const float s = static_cast<float>(scales[t].std), m = static_cast<float>(scales[t].mean);
       for (float& v : h.head.w) v *= s;

@@ -65,7 +65,7 @@ struct LabelScale {
 
 // Kendall et al.'s uncertainty-weighted task loss, the tensor form of
 // UncertaintyTerm (loss_weights.h): c exp(-s) L + s / 2.
-torch::Tensor UncertaintyWeighted(host::TaskType type, const torch::Tensor& loss,
+torch::Tensor UncertaintyWeighted(fb::TaskKind type, const torch::Tensor& loss,
                                   const torch::Tensor& log_var);
 
 // Model-space predictions from logits: sigmoid, softmax, or the regression

@@ -110,16 +110,16 @@ torch::Tensor TaskLoss(const host::TaskSpec& task, const torch::Tensor& logits,
                        const torch::Tensor& y, const torch::Tensor& m) {
   torch::Tensor per_row;
   switch (task.type) {
-    case host::TaskType::kBinary:
+    case fb::TaskKind::BINARY:
       per_row = torch::binary_cross_entropy_with_logits(logits.squeeze(1), y, {}, {},
                                                         at::Reduction::None);
       break;
-    case host::TaskType::kMulticlass:
+    case fb::TaskKind::MULTICLASS:
       per_row = torch::nn::functional::cross_entropy(
           logits, y.to(torch::kLong),
           torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
       break;
-    case host::TaskType::kRegression:
+    case fb::TaskKind::REGRESSION:
       per_row = (logits.squeeze(1) - y).pow(2);
       break;
   }
@@ -352,7 +352,7 @@ int RunTraining(const TrainOptions& opt) {
     if (lab.observed_rows == 0) {
       return Fail(opt.train_csv + ": task \"" + spec.tasks[t].name + "\" has no observed label");
     }
-    if (spec.tasks[t].type != host::TaskType::kRegression) continue;
+    if (spec.tasks[t].type != fb::TaskKind::REGRESSION) continue;
     double s = 0, ss = 0;
     for (int64_t r = 0; r < N; ++r) s += lab.observed[r] ? lab.value[r] : 0.0;
     const double m = s / lab.observed_rows;
@@ -575,7 +575,7 @@ int RunTraining(const TrainOptions& opt) {
                     {"train_rows", N}, {"val_rows", val.data.rows}, {"features", F}};
   report["tasks"] = json::array();
   for (const auto& t : spec.tasks) {
-    report["tasks"].push_back({{"name", t.name}, {"kind", host::TaskTypeName(t.type)},
+    report["tasks"].push_back({{"name", t.name}, {"kind", host::TaskKindName(t.type)},
                                {"primary", host::PrimaryMetricName(t.type)},
                                {"space", t.log1p ? "log1p" : "label"}});
   }

@@ -39,8 +39,8 @@ mtan_status mtan_operator_info_get(const mtan_model* model, uint32_t op,
       model->fb->tensors()->Get(model->fb->operators()->Get(op)->outputs()->Get(0));
   info_out->opcode = fb::EnumNameOpCode(s.code);
   info_out->output = y->name() ? y->name()->c_str() : "";
-  info_out->dtype = s.int8 ? 1 : 0;
-  info_out->backend = s.backend == kBackendXnnpack ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+  info_out->dtype = s.int8 ? MTAN_DTYPE_INT8 : MTAN_DTYPE_FLOAT32;
+  info_out->backend = s.backend;
   info_out->in_channels = s.in_channels;
   info_out->out_channels = s.out_channels;
   info_out->macs_per_row = s.code == fb::OpCode::FULLY_CONNECTED
@@ -77,7 +77,7 @@ mtan_status mtan_operator_run(mtan_model* model, uint32_t op, const float* rows,
     return SetError(MTAN_ERROR_BATCH, "batch %u is not 1..%u (the max_batch loaded)", batch,
                     model->max_batch);
   OpState& s = model->ops[op];
-  return s.backend == kBackendXnnpack ? XnnpackRun(&s, batch, threadpool)
+  return s.backend == MTAN_BACKEND_XNNPACK ? XnnpackRun(&s, batch, threadpool)
                                       : RunReference(s, batch, rows, model->fb);
 }
 

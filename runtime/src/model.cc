@@ -123,10 +123,10 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       PrepareContext pc{m, fop, load, xnn, max_batch, acts, &c.used, arena};
       reg.prepare(pc, &st);
     }
-    st.backend = xnn ? kBackendXnnpack : kBackendReference;
-    any_xnn |= st.backend == kBackendXnnpack;
+    st.backend = xnn ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+    any_xnn |= st.backend == MTAN_BACKEND_XNNPACK;
     if (load) ops[o] = st;
-    else if (st.backend == kBackendXnnpack) {
+    else if (st.backend == MTAN_BACKEND_XNNPACK) {
       // Sizing: count what XNNPACK allocates for this operator.
       XnnArena count{nullptr, 0, 0, false};
       MTAN_RETURN_IF_ERROR(XnnpackCreate(&st, &count, NameOf(y)));
@@ -137,7 +137,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
   if (load && any_xnn) {
     XnnArena xa{arena + static_cast<size_t>(c.used), *bytes - c.used, 0, false};
     for (uint32_t o = 0; o < v.num_ops; ++o) {
-      if (ops[o].backend != kBackendXnnpack) continue;
+      if (ops[o].backend != MTAN_BACKEND_XNNPACK) continue;
       const mtan_status s =
           XnnpackCreate(&ops[o], &xa, NameOf(TensorAt(m, m->operators()->Get(o)->outputs()->Get(0))));
       if (s != MTAN_OK) {
@@ -156,6 +156,10 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
       const fb::Task* t = m->tasks()->Get(k);
       TaskState& ts = tasks[k];
       ts.name = t->name()->c_str();
+      static_assert(MTAN_TASK_BINARY == static_cast<int>(fb::TaskKind::BINARY) &&
+                        MTAN_TASK_MULTICLASS == static_cast<int>(fb::TaskKind::MULTICLASS) &&
+                        MTAN_TASK_REGRESSION == static_cast<int>(fb::TaskKind::REGRESSION),
+                    "mtan_task_kind mirrors the schema's TaskKind");
       ts.kind = static_cast<uint32_t>(t->kind());
       ts.output_size = static_cast<uint32_t>(TensorAt(m, t->output())->shape()->Get(0));
       ts.output_offset = offset;
@@ -232,7 +236,7 @@ mtan_status RunOps(mtan_model* model, const float* rows, uint32_t batch, const u
                    uint32_t length, void* threadpool) {
   for (uint32_t i = 0; i < length; ++i) {
     OpState& op = model->ops[plan ? plan[i] : i];
-    if (op.backend == kBackendXnnpack) {
+    if (op.backend == MTAN_BACKEND_XNNPACK) {
       MTAN_RETURN_IF_ERROR(XnnpackRun(&op, batch, threadpool));
     } else {
       MTAN_RETURN_IF_ERROR(RunReference(op, batch, rows, model->fb));
@@ -472,6 +476,10 @@ mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tenso
     return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor %u out of range", tensor);
   const fb::Tensor* t = model->fb->tensors()->Get(tensor);
   desc_out->name = NameOf(t);
+  static_assert(MTAN_DTYPE_FLOAT32 == static_cast<int>(fb::DType::FLOAT32) &&
+                    MTAN_DTYPE_INT8 == static_cast<int>(fb::DType::INT8) &&
+                    MTAN_DTYPE_INT32 == static_cast<int>(fb::DType::INT32),
+                "mtan_dtype mirrors the schema's DType");
   desc_out->dtype = static_cast<uint32_t>(t->dtype());
   desc_out->channels = static_cast<uint32_t>(t->shape()->Get(0));
   desc_out->is_constant = t->buffer() != 0;

@@ -75,7 +75,7 @@ TEST_CASE("RMSE and NMSE") {
 
 TEST_CASE("EvaluateTask skips unobserved rows") {
   TaskSpec t;
-  t.type = TaskType::kRegression;
+  t.type = fb::TaskKind::REGRESSION;
   TaskLabels lab;
   lab.value = {1, 0, 3};
   lab.observed = {1, 0, 1};
@@ -85,8 +85,8 @@ TEST_CASE("EvaluateTask skips unobserved rows") {
   REQUIRE(m.size() == 2);
   CHECK(m[0].name == "rmse");
   CHECK(m[0].value == doctest::Approx(0.0));
-  CHECK(std::string(PrimaryMetricName(TaskType::kBinary)) == "auc");
-  CHECK_FALSE(PrimaryHigherIsBetter(TaskType::kRegression));
+  CHECK(std::string(PrimaryMetricName(fb::TaskKind::BINARY)) == "auc");
+  CHECK_FALSE(PrimaryHigherIsBetter(fb::TaskKind::REGRESSION));
 }
 
 }  // TEST_SUITE

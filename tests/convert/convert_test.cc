@@ -432,8 +432,8 @@ TEST_CASE("goals: the policy's fractions, and the check rows' verdict with its s
   convert::GoalPolicy loose;
   loose.nmse_ratio = 1.06;
   CHECK(convert::GoalFraction(nmse, loose) == doctest::Approx(0.5));
-  CHECK(convert::GoalLoss(host::TaskType::kRegression, loose) == doctest::Approx(0.06));
-  CHECK(convert::GoalLoss(host::TaskType::kBinary, loose) == doctest::Approx(0.001));
+  CHECK(convert::GoalLoss(fb::TaskKind::REGRESSION, loose) == doctest::Approx(0.06));
+  CHECK(convert::GoalLoss(fb::TaskKind::BINARY, loose) == doctest::Approx(0.001));
 }
 
 TEST_CASE("a missed goal: no model unless allowed, the report either way") {

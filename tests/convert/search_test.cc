@@ -142,8 +142,8 @@ TEST_CASE("Compare: paired bootstrap errors, zero against itself") {
     CHECK(std::isfinite(v));
     CHECK(v > 0.0);
   }
-  CHECK(convert::PrimaryLoss(host::TaskType::kRegression, 0.5, 0.51) == doctest::Approx(0.02));
-  CHECK(convert::PrimaryLoss(host::TaskType::kBinary, 0.8, 0.79) == doctest::Approx(0.01));
+  CHECK(convert::PrimaryLoss(fb::TaskKind::REGRESSION, 0.5, 0.51) == doctest::Approx(0.02));
+  CHECK(convert::PrimaryLoss(fb::TaskKind::BINARY, 0.8, 0.79) == doctest::Approx(0.01));
 }
 
 TEST_CASE("range search: every slot ends on the candidate that costs least") {

@@ -79,7 +79,7 @@ TEST_CASE("int8 model: XNNPACK within 1 LSB of reference on every tensor") {
     mtan_tensor_desc dx, dr;
     REQUIRE(mtan_tensor_get(x.model, t, &dx) == MTAN_OK);
     REQUIRE(mtan_tensor_get(r.model, t, &dr) == MTAN_OK);
-    if (dx.data == nullptr || dx.dtype != 1) continue;
+    if (dx.data == nullptr || dx.dtype != MTAN_DTYPE_INT8) continue;
     ++int8_tensors;
     const int8_t* a = static_cast<const int8_t*>(dx.data);
     const int8_t* b = static_cast<const int8_t*>(dr.data);

@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 
 using namespace mtan::trainer;
-using mtan::host::TaskType;
+namespace fb = mtan::fb;
 
 TEST_SUITE("loss_weights") {
 
@@ -29,13 +29,13 @@ TEST_CASE("DWA on known values") {
 }
 
 TEST_CASE("uncertainty weighting on known values") {
-  CHECK(UncertaintyTerm(TaskType::kBinary, 2.0, 0.0) == doctest::Approx(2.0));
-  CHECK(UncertaintyTerm(TaskType::kRegression, 2.0, 0.0) == doctest::Approx(1.0));
+  CHECK(UncertaintyTerm(fb::TaskKind::BINARY, 2.0, 0.0) == doctest::Approx(2.0));
+  CHECK(UncertaintyTerm(fb::TaskKind::REGRESSION, 2.0, 0.0) == doctest::Approx(1.0));
   // s = log 2: classification exp(-s) L + s/2 = L/2 + log(2)/2.
-  CHECK(UncertaintyTerm(TaskType::kMulticlass, 3.0, std::log(2.0)) ==
+  CHECK(UncertaintyTerm(fb::TaskKind::MULTICLASS, 3.0, std::log(2.0)) ==
         doctest::Approx(1.5 + 0.5 * std::log(2.0)));
   // The optimum in s is exp(-s) = 0.5 / (c L): s* = log(2 c L).
-  for (TaskType type : {TaskType::kBinary, TaskType::kRegression}) {
+  for (fb::TaskKind type : {fb::TaskKind::BINARY, fb::TaskKind::REGRESSION}) {
     const double L = 0.37, c = UncertaintyCoefficient(type);
     const double s_opt = std::log(2 * c * L);
     CHECK(UncertaintyTermGrad(type, L, s_opt) == doctest::Approx(0.0).epsilon(1e-12));

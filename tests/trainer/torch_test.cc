@@ -178,7 +178,7 @@ TEST_CASE("every architecture's export runs on the runtime like the trainer, wit
 TEST_SUITE("loss_tensor") {
 
 TEST_CASE("the tensor uncertainty loss is the formula, with its gradient") {
-  for (auto type : {host::TaskType::kBinary, host::TaskType::kRegression}) {
+  for (auto type : {fb::TaskKind::BINARY, fb::TaskKind::REGRESSION}) {
     torch::Tensor s = torch::full({}, 0.3, torch::requires_grad());
     torch::Tensor v = UncertaintyWeighted(type, torch::full({}, 1.7), s);
     v.backward();

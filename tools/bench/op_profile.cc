@@ -97,7 +97,7 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       ot.index = o;
       ot.op = op.opcode;
       ot.name = op.output;
-      ot.dtype = op.dtype == 1 ? "int8" : "float32";
+      ot.dtype = op.dtype == MTAN_DTYPE_INT8 ? "int8" : "float32";
       ot.backend = op.backend == MTAN_BACKEND_XNNPACK ? "xnnpack" : "own";
       ot.in_channels = op.in_channels;
       ot.out_channels = op.out_channels;

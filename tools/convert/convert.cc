@@ -37,7 +37,7 @@ std::vector<TaskReport> CompareTasks(const std::vector<host::TaskEvaluation>& f,
   for (size_t t = 0; t < f.size(); ++t) {
     TaskReport r;
     r.name = f[t].name;
-    r.kind = host::TaskTypeName(f[t].type);
+    r.kind = host::TaskKindName(f[t].type);
     r.rows = f[t].rows;
     r.primary = host::PrimaryMetricName(f[t].type);
     for (const auto& m : f[t].metrics) r.metrics.push_back({m.name, m.value, host::MetricValue(q[t], m.name)});
@@ -202,7 +202,7 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::v
       const double hi = static_cast<double>(d.scale) * (127 - d.zero_point) + 0.5 * d.scale;
       for (size_t i = 0; i < count; ++i) {
         double v;
-        if (d.dtype == 1) {
+        if (d.dtype == MTAN_DTYPE_INT8) {
           const int8_t q8 = static_cast<const int8_t*>(d.data)[i];
           v = static_cast<double>(d.scale) * (q8 - d.zero_point);
           a.sat += (fv[i] < lo || fv[i] > hi) ? 1 : 0;
@@ -225,15 +225,15 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::v
     mtan_tensor_get(rt.get(), t, &d);
     LayerReport l;
     l.name = copy.tensors[t]->name;
-    l.dtype = d.dtype == 1 ? "int8" : "float32";
+    l.dtype = d.dtype == MTAN_DTYPE_INT8 ? "int8" : "float32";
     l.channels = d.channels;
-    l.scale = d.dtype == 1 ? d.scale : 0.0f;
-    l.zero_point = d.dtype == 1 ? d.zero_point : 0;
+    l.scale = d.dtype == MTAN_DTYPE_INT8 ? d.scale : 0.0f;
+    l.zero_point = d.dtype == MTAN_DTYPE_INT8 ? d.zero_point : 0;
     // Two all-zero tensors agree perfectly.
     l.cosine = (a.ff == 0 && a.qq == 0) ? 1.0 : a.dot / std::sqrt(a.ff * a.qq);
     if (!std::isfinite(l.cosine)) l.cosine = 0.0;
     l.relative_rmse = a.ff == 0 ? (a.dd == 0 ? 0.0 : 1.0) : std::sqrt(a.dd / a.ff);
-    l.saturated = d.dtype == 1 ? a.sat / a.count : 0.0;
+    l.saturated = d.dtype == MTAN_DTYPE_INT8 ? a.sat / a.count : 0.0;
     layers->push_back(l);
   }
   return true;
@@ -273,11 +273,11 @@ double GoalFraction(const TaskReport& task, const GoalPolicy& goals) {
   return 0.0;
 }
 
-double GoalLoss(host::TaskType type, const GoalPolicy& goals) {
+double GoalLoss(fb::TaskKind type, const GoalPolicy& goals) {
   switch (type) {
-    case host::TaskType::kBinary: return goals.auc_drop;
-    case host::TaskType::kMulticlass: return goals.accuracy_drop;
-    case host::TaskType::kRegression: return goals.nmse_ratio - 1.0;
+    case fb::TaskKind::BINARY: return goals.auc_drop;
+    case fb::TaskKind::MULTICLASS: return goals.accuracy_drop;
+    case fb::TaskKind::REGRESSION: return goals.nmse_ratio - 1.0;
   }
   return 0.0;
 }
@@ -289,9 +289,9 @@ bool GoalMet(const TaskReport& task, const GoalPolicy& goals) {
   }
   double slack = 0.0;
   if (std::isfinite(task.loss_se)) {
-    host::TaskType type = host::TaskType::kBinary;
-    if (task.primary == "accuracy") type = host::TaskType::kMulticlass;
-    if (task.primary == "nmse") type = host::TaskType::kRegression;
+    fb::TaskKind type = fb::TaskKind::BINARY;
+    if (task.primary == "accuracy") type = fb::TaskKind::MULTICLASS;
+    if (task.primary == "nmse") type = fb::TaskKind::REGRESSION;
     slack = goals.check_sigmas * task.loss_se / GoalLoss(type, goals);
   }
   return GoalFraction(task, goals) <= 1.0 + slack;
@@ -935,9 +935,9 @@ std::string ReportTable(const Report& r) {
     for (const auto& m : t.metrics) {
       std::string tail;
       if (m.name == t.primary) {
-        const double g = GoalLoss(t.primary == "auc" ? host::TaskType::kBinary
-                                  : t.primary == "accuracy" ? host::TaskType::kMulticlass
-                                                            : host::TaskType::kRegression, r.goals);
+        const double g = GoalLoss(t.primary == "auc" ? fb::TaskKind::BINARY
+                                  : t.primary == "accuracy" ? fb::TaskKind::MULTICLASS
+                                                            : fb::TaskKind::REGRESSION, r.goals);
         const std::string loss = std::isfinite(t.loss_se)
                                      ? fmt::format("{:.2f} +- {:.2f}", GoalFraction(t, r.goals), t.loss_se / g)
                                      : fmt::format("{:.2f}", GoalFraction(t, r.goals));

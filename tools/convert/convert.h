@@ -166,7 +166,7 @@ bool Convert(const Options& options, Report* report, std::string* error);
 // fraction of the policy's goal: <= 1 meets the goal. NaN metrics count as 0.
 double GoalFraction(const TaskReport& task, const GoalPolicy& goals);
 // A task's goal as a loss (AUC or accuracy drop, NMSE ratio - 1).
-double GoalLoss(host::TaskType type, const GoalPolicy& goals);
+double GoalLoss(fb::TaskKind type, const GoalPolicy& goals);
 // The check rows' verdict (GoalPolicy::check_sigmas): expected (if
 // measured) + check_sigmas x expected_se (0 if unknown) at most 1, and the
 // measured loss at most the goal plus check_sigmas x loss_se (plus nothing

@@ -24,9 +24,9 @@ double Primary(const host::TaskSpec& task, const std::vector<float>& pred,
     y.push_back(labels.value[r]);
   }
   switch (task.type) {
-    case host::TaskType::kBinary: return host::Auc(p.data(), y.data(), y.size());
-    case host::TaskType::kMulticlass: return host::Accuracy(p.data(), y.data(), y.size(), task.classes);
-    case host::TaskType::kRegression: return host::Nmse(p.data(), y.data(), y.size());
+    case fb::TaskKind::BINARY: return host::Auc(p.data(), y.data(), y.size());
+    case fb::TaskKind::MULTICLASS: return host::Accuracy(p.data(), y.data(), y.size(), task.classes);
+    case fb::TaskKind::REGRESSION: return host::Nmse(p.data(), y.data(), y.size());
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -132,12 +132,12 @@ std::vector<double> Scorer::LossOn(const std::vector<std::vector<float>>& out,
     const size_t k = static_cast<size_t>(task.classes);
     double& l = loss[t];
     switch (task.type) {
-      case host::TaskType::kBinary: {
+      case fb::TaskKind::BINARY: {
         const std::vector<float> p = Observed(t, float_out_[t], idx);
         l = SoftAuc(p, p) - SoftAuc(Observed(t, out[t], idx), p);
         break;
       }
-      case host::TaskType::kMulticlass: {
+      case fb::TaskKind::MULTICLASS: {
         double n = 0.0;
         for (uint32_t r : idx) {
           if (!labels.observed[r] || tail_[r]) continue;
@@ -148,7 +148,7 @@ std::vector<double> Scorer::LossOn(const std::vector<std::vector<float>>& out,
         l = n > 0 ? l / n : 0.0;
         break;
       }
-      case host::TaskType::kRegression: {
+      case fb::TaskKind::REGRESSION: {
         // E[(y - q)^2] - E[(y - f)^2] = E[(q - f)^2] when y - f is noise.
         // The distortion (q - f)^2 needs no label: it is averaged over every
         // row, tail rows included, so that rare inputs (where int8 clips)
@@ -260,8 +260,8 @@ bool Scorer::Compare(fb::ModelT& model, int resamples, std::vector<host::TaskEva
   return true;
 }
 
-double PrimaryLoss(host::TaskType type, double float_value, double int8_value) {
-  return type == host::TaskType::kRegression ? int8_value / float_value - 1.0 : float_value - int8_value;
+double PrimaryLoss(fb::TaskKind type, double float_value, double int8_value) {
+  return type == fb::TaskKind::REGRESSION ? int8_value / float_value - 1.0 : float_value - int8_value;
 }
 
 double Total(const std::vector<double>& per_task) {
@@ -370,7 +370,7 @@ bool ChannelMeans(const fb::ModelT& model, const float* rows, uint32_t n,
       for (uint32_t r = 0; r < b; ++r) {
         for (uint32_t c = 0; c < d.channels; ++c) {
           const size_t i = static_cast<size_t>(r) * d.channels + c;
-          m[c] += d.dtype == 1 ? static_cast<double>(d.scale) *
+          m[c] += d.dtype == MTAN_DTYPE_INT8 ? static_cast<double>(d.scale) *
                                      (static_cast<const int8_t*>(d.data)[i] - d.zero_point)
                                : static_cast<const float*>(d.data)[i];
         }

@@ -97,7 +97,7 @@ class Scorer {
 
 // A task's loss on its primary metric: float - int8 for AUC and accuracy,
 // int8 / float - 1 for NMSE.
-double PrimaryLoss(host::TaskType type, double float_value, double int8_value);
+double PrimaryLoss(fb::TaskKind type, double float_value, double int8_value);
 
 // Sum of the per-task values (expected goal fractions): what the search minimises.
 double Total(const std::vector<double>& per_task);

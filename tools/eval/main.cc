@@ -58,7 +58,7 @@ bool Run(const std::string& model_path, const std::string& data_path, const std:
   for (const auto& e : eval) {
     nlohmann::ordered_json t;
     for (const auto& m : e.metrics) {
-      std::fputs(fmt::format("{:<16} {:<12} {:<10} {:>8} {:>10.5f}\n", e.name, host::TaskTypeName(e.type),
+      std::fputs(fmt::format("{:<16} {:<12} {:<10} {:>8} {:>10.5f}\n", e.name, host::TaskKindName(e.type),
                              m.name, e.rows, m.value)
                      .c_str(),
                  stdout);

@@ -131,6 +131,12 @@ typedef enum mtan_task_kind {
   MTAN_TASK_REGRESSION = 2   /* output: 1 value, in the label's units */
 } mtan_task_kind;
 
+typedef enum mtan_dtype {  /* the element type of a tensor (the file's DType) */
+  MTAN_DTYPE_FLOAT32 = 0,
+  MTAN_DTYPE_INT8 = 1,
+  MTAN_DTYPE_INT32 = 2
+} mtan_dtype;
+
 typedef struct mtan_options {
   uint32_t max_batch;  /* rows per mtan_run; 0 = the maximum stored in the file */
   uint32_t backend;    /* an mtan_backend */
@@ -215,7 +221,7 @@ mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32
  * arena and holds rows x channels values of `dtype`. */
 typedef struct mtan_tensor_desc {
   const char* name;      /* points into the model bytes */
-  uint32_t dtype;        /* 0 float32, 1 int8, 2 int32 */
+  uint32_t dtype;        /* an mtan_dtype */
   uint32_t channels;     /* per row */
   uint32_t is_constant;  /* weights or bias: `data` is NULL */
   float scale;           /* int8: real = scale * (q - zero_point) */

@@ -28,7 +28,7 @@ mtan_status mtan_backend_available(uint32_t backend);
 typedef struct mtan_operator_info {
   const char* opcode;      /* e.g. "FULLY_CONNECTED"; static storage */
   const char* output;      /* name of its output tensor; in the model bytes */
-  uint32_t dtype;          /* what it computes in: 0 float32, 1 int8 */
+  uint32_t dtype;          /* what it computes in: MTAN_DTYPE_FLOAT32 or MTAN_DTYPE_INT8 */
   uint32_t backend;        /* MTAN_BACKEND_XNNPACK, or MTAN_BACKEND_REFERENCE for
                               the runtime's own kernels */
   uint32_t in_channels;    /* per row, of its first input */

@@ -30,9 +30,6 @@
 
 namespace mtan {
 
-constexpr uint8_t kBackendReference = 0;
-constexpr uint8_t kBackendXnnpack = 1;
-
 // Bytes of per-operator parameters kept inside OpState (its struct is the
 // operator's own: pointers to what prepare carved, counts, precomputed
 // values; the largest today is CONCAT's, a count and four pointers). OpState
@@ -46,7 +43,7 @@ struct OpState {
   fb::OpCode code;
   bool relu;
   bool int8;
-  uint8_t backend;       // kBackendReference or kBackendXnnpack
+  uint8_t backend;       // MTAN_BACKEND_REFERENCE or MTAN_BACKEND_XNNPACK
   uint32_t in_channels;  // per-row elements of the (first) input
   uint32_t out_channels;
   const void* in0;       // activations in the arena (QUANTIZE of the model
