@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "contract.h"
 #include "format.h"
@@ -72,7 +73,10 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
       continue;
     }
     if (life[t].first < 0) continue;
-    const uint64_t bytes = RowBytes(tensor.dtype, static_cast<uint64_t>(tensor.shape.at(0)));
+    const uint64_t bytes = RowBytes(tensor.dtype, ::mtan::RowElements(tensor.shape));
+    if (bytes > UINT32_MAX)
+      throw std::invalid_argument("activation " + tensor.name + ": " + std::to_string(bytes) +
+                                  " bytes per row do not fit the row plan");
     planned.emplace_back(t, planner.AddBuffer(static_cast<uint32_t>(bytes), life[t].first, life[t].last));
   }
   for (const auto& [t, index] : planned) m.tensors[t]->arena_offset = planner.Offset(index);
@@ -95,6 +99,8 @@ std::vector<uint8_t> SealModel(fb::ModelT& m) {
   out.insert(out.end(), f, f + sizeof(footer));
   return out;
 }
+
+uint64_t RowElements(const fb::TensorT& activation) { return ::mtan::RowElements(activation.shape); }
 
 int TaskOutputSize(const fb::ModelT& model, const fb::TaskT& task) {
   return model.tensors.at(task.output)->shape.at(0);

@@ -47,6 +47,10 @@ bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n
 // output size.
 size_t OutputsPerRow(const fb::ModelT& model);
 
+// Values per row of an activation: the product of its per-row shape
+// (contract.h's RowElements, as the runtime computes it).
+uint64_t RowElements(const fb::TensorT& activation);
+
 // Output size (floats per row) of a task tensor in an object-API model.
 int TaskOutputSize(const fb::ModelT& model, const fb::TaskT& task);
 

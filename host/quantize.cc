@@ -178,6 +178,7 @@ void FitOutputScale(float sx, const std::vector<float>& ws, fb::TensorT* y) {
 struct QuantizeRule {
   bool float_only;        // stays float32 in an int8 model
   int activation_inputs;  // leading inputs that are activations (-1: all); the rest constants
+  bool keeps_input_quantization = false;  // int8 output quantized as its input (RESHAPE)
 };
 
 QuantizeRule RuleFor(fb::OpCode code) {
@@ -191,6 +192,7 @@ QuantizeRule RuleFor(fb::OpCode code) {
     case fb::OpCode::ATTENTION_POOL: return {false, -1};
     case fb::OpCode::SOFTMAX: return {true, -1};
     case fb::OpCode::CONCAT: return {false, -1};  // each input keeps its own scale
+    case fb::OpCode::RESHAPE: return {false, -1, true};  // the same values, relabelled
     case fb::OpCode::DEQUANTIZE: break;  // only int8 models have one
   }
   throw std::invalid_argument(std::string("no quantize rule for operator ") +
@@ -309,6 +311,13 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     ChooseAsymmetric(r, &scale, &zp);
     FixedQuantization fixed;
     if (FixedOutputQuantization(op.opcode, &fixed)) scale = fixed.scale, zp = fixed.zero_point;
+    const fb::TensorT& x = *m.tensors[op.inputs.at(0)];
+    if (rules[o].keeps_input_quantization) {
+      // x is int8 by now (its producer came first), or float and requantized
+      // below from its own range: either way y takes x's int8 parameters.
+      if (x.dtype == fb::DType::INT8) scale = x.quantization->scale[0], zp = x.quantization->zero_point[0];
+      else ChooseAsymmetric(ranges_all.at(op.inputs[0]), &scale, &zp);
+    }
     y.quantization = Quant(scale, zp);
   }
 

@@ -16,6 +16,16 @@ inline constexpr uint32_t DTypeBytes(fb::DType d) {
   return d == fb::DType::INT8 ? 1 : (d == fb::DType::FLOAT32 || d == fb::DType::INT32) ? 4 : 0;
 }
 
+// Values per row of an activation: the product of its per-row shape (rank 1
+// to MTAN_MAX_RANK - 1). `Shape` is a flatbuffers::Vector<int32_t> (runtime)
+// or a std::vector<int32_t> (writer); dimensions were checked to be >= 1.
+template <typename Shape>
+inline uint64_t RowElements(const Shape& shape) {
+  uint64_t n = 1;
+  for (uint32_t d = 0; d < shape.size(); ++d) n *= static_cast<uint64_t>(shape[d]);
+  return n;
+}
+
 // Per-row bytes an activation of `elements` values takes in the memory
 // plan: rounded up to 4 so that every offset stays 4-byte aligned.
 inline constexpr uint64_t RowBytes(fb::DType d, uint64_t elements) {

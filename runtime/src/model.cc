@@ -102,8 +102,8 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     st.code = fop->opcode();
     st.relu = fop->activation() == fb::Activation::RELU;
     st.int8 = y->dtype() == fb::DType::INT8 || x->dtype() == fb::DType::INT8;
-    st.in_channels = static_cast<uint32_t>(x->shape()->Get(0));
-    st.out_channels = static_cast<uint32_t>(y->shape()->Get(0));
+    st.in_channels = static_cast<uint32_t>(RowElements(*x->shape()));
+    st.out_channels = static_cast<uint32_t>(RowElements(*y->shape()));
     st.in0 = act(ins->Get(0));
     st.in1 = ins->size() > 1 ? act(ins->Get(1)) : nullptr;
     st.out = act(fop->outputs()->Get(0));
@@ -481,7 +481,10 @@ mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tenso
                     MTAN_DTYPE_INT32 == static_cast<int>(fb::DType::INT32),
                 "mtan_dtype mirrors the schema's DType");
   desc_out->dtype = static_cast<uint32_t>(t->dtype());
-  desc_out->channels = static_cast<uint32_t>(t->shape()->Get(0));
+  desc_out->channels = static_cast<uint32_t>(RowElements(*t->shape()));
+  desc_out->rank = t->shape()->size();
+  for (uint32_t d = 0; d < MTAN_MAX_RANK; ++d)
+    desc_out->shape[d] = d < desc_out->rank ? static_cast<uint32_t>(t->shape()->Get(d)) : 0;
   desc_out->is_constant = t->buffer() != 0;
   desc_out->scale = Scale(t);
   desc_out->zero_point = ZeroPoint(t);

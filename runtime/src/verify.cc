@@ -41,7 +41,7 @@ bool FiniteScale(float s) { return isfinite(s) && s > 0.0f; }
 
 // Per-row bytes of an activation, as the writer plans them.
 uint64_t RowBytes(const fb::Tensor* t) {
-  return mtan::RowBytes(t->dtype(), static_cast<uint64_t>(t->shape()->Get(0)));
+  return mtan::RowBytes(t->dtype(), RowElements(*t->shape()));
 }
 
 // What is wrong with an input, task or class name, or nullptr: names are
@@ -136,9 +136,9 @@ struct Checker : VerifyContext {
       return SetError(MTAN_ERROR_INDEX, "tensor %u '%s': buffer %u out of range (%u buffers)", i,
                       name, t->buffer(), m->buffers()->size());
     if (t->buffer() == 0) {
-      if (shape->size() != 1)
-        return SetError(MTAN_ERROR_SHAPE, "activation %u '%s': per-row shape must be rank 1", i,
-                        name);
+      if (shape->size() > MTAN_MAX_RANK - 1)
+        return SetError(MTAN_ERROR_SHAPE, "activation %u '%s': per-row rank %u is not 1..%d", i,
+                        name, shape->size(), MTAN_MAX_RANK - 1);
       // The model input is the caller's rows: it has no arena bytes.
       if (static_cast<int32_t>(i) == m->input_tensor()) return CheckQuantization(i, name);
       if (static_cast<uint64_t>(t->arena_offset()) + RowBytes(t) > m->activation_bytes_per_row() ||
@@ -349,6 +349,15 @@ struct Checker : VerifyContext {
         (op->activation() != fb::Activation::NONE && !reg->fuses_relu))
       return Fail(o, "activation is only RELU on FULLY_CONNECTED");
 
+    if (!reg->any_rank) {
+      for (uint32_t k = 0; k <= ins->size(); ++k) {
+        const int32_t t = k < ins->size() ? ins->Get(k) : out;
+        if (IsActivation(t) && Rank(t) != 1)
+          return SetError(MTAN_ERROR_SHAPE, "operator %u (%s): activation '%s' has per-row rank "
+                          "%u; this operator takes rank 1", o, fb::EnumNameOpCode(op->opcode()),
+                          TensorName(m, t), Rank(t));
+      }
+    }
     MTAN_RETURN_IF_ERROR(reg->verify(*this, o));
     for (uint32_t k = 0; k < ins->size(); ++k) {
       const int32_t t = ins->Get(k);
@@ -376,6 +385,9 @@ struct Checker : VerifyContext {
     if (!IsActivation(out) || producer[out] < 0 || T(out)->dtype() != fb::DType::FLOAT32)
       return SetError(MTAN_ERROR_TASK, "task '%s': output '%s' is not a float32 tensor written by "
                       "an operator", name, TensorName(m, out));
+    if (Rank(out) != 1)
+      return SetError(MTAN_ERROR_TASK, "task '%s': output '%s' has per-row rank %u, not 1", name,
+                      TensorName(m, out), Rank(out));
     const uint32_t size = Channels(out);
     const bool multiclass = task->kind() == fb::TaskKind::MULTICLASS;
     if (multiclass ? size < 2 : size != 1)
@@ -448,6 +460,15 @@ struct Checker : VerifyContext {
 }  // namespace
 
 const char* VerifyContext::Name(uint32_t i) const { return TensorName(m, i); }
+
+bool VerifyContext::SameShape(uint32_t a, uint32_t b) const {
+  const auto* sa = T(a)->shape();
+  const auto* sb = T(b)->shape();
+  if (sa->size() != sb->size()) return false;
+  for (uint32_t d = 0; d < sa->size(); ++d)
+    if (sa->Get(d) != sb->Get(d)) return false;
+  return true;
+}
 
 mtan_status VerifyContext::Fail(uint32_t o, const char* what) const {
   return SetError(MTAN_ERROR_OPERATOR, "operator %u (%s): %s", o,
@@ -587,7 +608,8 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   const int32_t it = m->input_tensor();
   if (it < 0 || static_cast<uint32_t>(it) >= nt)
     return SetError(MTAN_ERROR_INDEX, "input tensor index %d out of range", it);
-  if (!c.IsActivation(it) || c.T(it)->dtype() != fb::DType::FLOAT32 || c.Channels(it) != ni)
+  if (!c.IsActivation(it) || c.T(it)->dtype() != fb::DType::FLOAT32 || c.Rank(it) != 1 ||
+      c.Channels(it) != ni)
     return SetError(MTAN_ERROR_SHAPE, "input tensor '%s' must be float32 [%u]", TensorName(m, it), ni);
   for (uint32_t o = 0; o < no; ++o) MTAN_RETURN_IF_ERROR(c.CheckOperator(o));
   MTAN_RETURN_IF_ERROR(c.CheckAccumulators());

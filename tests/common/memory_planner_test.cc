@@ -5,9 +5,12 @@
 #include "memory_planner.h"
 
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "contract.h"  // LiveTogether: the rule itself
 
 using namespace mtan;
 using namespace mtan::host;

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 using namespace mtan::host;
+namespace fb = mtan::fb;
 
 TEST_SUITE("metrics") {
 

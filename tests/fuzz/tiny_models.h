@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ constexpr Arch kArchs[] = {{"mtan", true, true, false},
 inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKind>& kinds,
                                  int features, uint32_t seed,
                                  const std::vector<std::string>& names = {}) {
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
   host::MtanWeights w;
   for (int i = 0; i < features; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));
@@ -70,12 +71,14 @@ inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKin
 
 // Raw rows in the ranges Weights' standardisation expects.
 inline std::vector<float> Rows(uint32_t seed, int n, int features) {
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
+  std::lognormal_distribution<float> price(3.5f, 0.8f);
+  std::bernoulli_distribution flag(0.5);
   std::vector<float> x(static_cast<size_t>(n) * features);
   for (int r = 0; r < n; ++r)
     for (int i = 0; i < features; ++i)
-      x[static_cast<size_t>(r) * features + i] = static_cast<float>(
-          i % 2 == 0 ? std::exp(3.5 + 0.8 * rng.Normal()) : rng.Bernoulli(0.5));
+      x[static_cast<size_t>(r) * features + i] =
+          i % 2 == 0 ? price(rng) : static_cast<float>(flag(rng));
   return x;
 }
 

@@ -71,7 +71,12 @@ class Walk {
 
  private:
   const fb::Tensor* T(int t) const { return m_->tensors()->Get(t); }
-  uint32_t Channels(int t) const { return static_cast<uint32_t>(T(t)->shape()->Get(0)); }
+  // Values per row: the product of the per-row shape.
+  uint32_t Channels(int t) const {
+    uint32_t n = 1;
+    for (int32_t d : *T(t)->shape()) n *= static_cast<uint32_t>(d);
+    return n;
+  }
   bool Int8(int t) const { return T(t)->dtype() == fb::DType::INT8; }
   oracle::Quant Q(int t) const {
     oracle::Quant q;
@@ -271,6 +276,21 @@ class Walk {
         }
         break;
       }
+      case fb::OpCode::RESHAPE: {
+        // The same values under another per-row shape: a copy, exact.
+        CHECK(Channels(x) == Channels(y));
+        if (Int8(y)) {
+          CHECK(Q(y).scale == Q(x).scale);
+          CHECK(Q(y).zero_point == Q(x).zero_point);
+          std::vector<oracle::Accept> want(count);
+          for (size_t i = 0; i < count; ++i) want[i].lo = want[i].hi = S8(x)[i];
+          CompareS8(want, y, t, 0);
+        } else {
+          const std::vector<double> want(F32(x), F32(x) + count);
+          CompareF32(want, Tol(want, 0.0, 1e-30), y, t);
+        }
+        break;
+      }
       case fb::OpCode::DEQUANTIZE: {
         const auto want = oracle::DequantizeS8(S8(x), count, Q(x));
         CompareF32(want, Tol(want, 2.0 / (1 << 24), 1e-38), y, t);
@@ -376,19 +396,30 @@ class Graph {
     for (int o = 0; o < n; ++o) w[static_cast<size_t>(o) * in + first + o] = 1;
     return Fc(x, w, std::vector<float>(n, q.scale), std::vector<int32_t>(n, -q.zero_point), q, false);
   }
+  // Elementwise: y has x's per-row shape (any rank).
   int Unary(fb::OpCode code, int x) {
     const bool s8 = m_.tensors[x]->dtype == fb::DType::INT8;
-    const int c = m_.tensors[x]->shape[0];
     const oracle::Quant q = code == fb::OpCode::LOGISTIC ? oracle::Quant{1.0f / 256, -128}
                                                          : oracle::Quant{1.0f / 128, 0};
-    const int y = s8 && code != fb::OpCode::DEQUANTIZE ? S8(c, q) : F32(c);
+    const int y = s8 && code != fb::OpCode::DEQUANTIZE ? S8(1, q) : F32(1);
+    m_.tensors[y]->shape = m_.tensors[x]->shape;
     Op(code, {x}, y);
     return y;
   }
   int Binary(fb::OpCode code, int a, int b, oracle::Quant q) {
-    const int c = m_.tensors[a]->shape[0];
-    const int y = m_.tensors[a]->dtype == fb::DType::INT8 ? S8(c, q) : F32(c);
+    const int y = m_.tensors[a]->dtype == fb::DType::INT8 ? S8(1, q) : F32(1);
+    m_.tensors[y]->shape = m_.tensors[a]->shape;
     Op(code, {a, b}, y);
+    return y;
+  }
+  // x's values under the per-row shape `shape` (same dtype and quantization).
+  int Reshape(int x, std::vector<int32_t> shape) {
+    const fb::TensorT& xt = *m_.tensors[x];
+    oracle::Quant q;
+    if (xt.quantization) q = {xt.quantization->scale[0], xt.quantization->zero_point[0]};
+    const int y = Act(xt.dtype, 1, q);
+    m_.tensors[y]->shape = std::move(shape);
+    Op(fb::OpCode::RESHAPE, {x}, y);
     return y;
   }
   int Pool(const std::vector<int>& scores, const std::vector<int>& values, oracle::Quant q) {
@@ -679,6 +710,49 @@ TEST_CASE("oracle: CONCAT int8 (each input requantized: ties, saturation, a plai
     CHECK(tally.at(fb::OpCode::CONCAT).saturated > 0);
     CHECK(tally.at(fb::OpCode::CONCAT).off == 0);
   }
+}
+
+TEST_CASE("oracle: RESHAPE to [H, W, C] rows, elementwise operators on them, and back (int8 and float)") {
+  std::mt19937 rng(48);
+  const uint32_t n = 24;
+  const int h = 2, w = 3, c = 4, e = h * w * c;
+  Graph g(2 * e);
+  const int x = g.Quantize({1.0f, 0});
+  const int a = g.Reshape(g.Select(x, 0, e, {0.05f, 2}), {h, w, c});
+  const int b = g.Reshape(g.Select(x, e, e, {0.03f, -5}), {h, w, c});
+  const int s = g.Unary(fb::OpCode::LOGISTIC, a);
+  const int t = g.Unary(fb::OpCode::TANH, b);
+  const int p = g.Binary(fb::OpCode::MUL, s, t, {1.0f / 128, 0});
+  const int q = g.Binary(fb::OpCode::ADD, p, g.Reshape(g.Select(x, 0, e, {0.02f, 0}), {h, w, c}),
+                         {0.03f, 1});
+  g.Output(g.Reshape(q, {e}));
+  g.Output(g.Reshape(g.Reshape(a, {w, h * c}), {e}));  // rank 3 -> 2 -> 1, int8 copies
+  // Float: dequantized [H, W, C] rows through the float kernels.
+  const int fa = g.Unary(fb::OpCode::DEQUANTIZE, a), fb_ = g.Unary(fb::OpCode::DEQUANTIZE, b);
+  const int fp = g.Binary(fb::OpCode::MUL, g.Unary(fb::OpCode::LOGISTIC, fa),
+                          g.Unary(fb::OpCode::TANH, fb_), {});
+  g.Output(g.Reshape(g.Binary(fb::OpCode::ADD, fp, fa, {}), {e}));
+  const auto file = g.Finish(n);
+  const auto rows = IntegerRows(rng, n, 2 * e);
+  for (mtan_backend be : kBackends) {
+    CAPTURE(be);
+    const auto tally = CheckModel(file, rows, n, be);
+    CHECK(tally.at(fb::OpCode::RESHAPE).values == n * e * 7);
+    CHECK(tally.at(fb::OpCode::RESHAPE).off == 0);
+    CHECK(tally.at(fb::OpCode::MUL).values == n * e * 2);
+    CHECK(tally.at(fb::OpCode::ADD).values == n * e * 2);
+  }
+  // What mtan_tensor_get reports of a [2, 3, 4] activation.
+  test::Loaded rt(file, n, MTAN_BACKEND_REFERENCE);
+  REQUIRE(rt.status == MTAN_OK);
+  mtan_tensor_desc d;
+  REQUIRE(mtan_tensor_get(rt.model, static_cast<uint32_t>(a), &d) == MTAN_OK);
+  CHECK(d.rank == 3);
+  CHECK(d.shape[0] == 2);
+  CHECK(d.shape[1] == 3);
+  CHECK(d.shape[2] == 4);
+  CHECK(d.shape[3] == 0);
+  CHECK(d.channels == static_cast<uint32_t>(e));
 }
 
 TEST_CASE("oracle: ATTENTION_POOL int8 and float, ties from equal scores") {

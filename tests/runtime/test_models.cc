@@ -10,7 +10,7 @@
 
 namespace mtan::test {
 host::MtanWeights RandomMtan(uint32_t seed, int features) {
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
   host::MtanWeights w;
   for (int i = 0; i < features; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));
@@ -42,13 +42,15 @@ host::MtanWeights RandomMtan(uint32_t seed, int features) {
 }
 
 std::vector<float> RandomRows(uint32_t seed, int rows, int features) {
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
+  std::lognormal_distribution<float> price(3.5f, 0.8f);
+  std::bernoulli_distribution flag(0.5);
+  std::poisson_distribution<int> count(3.0);
   std::vector<float> x(static_cast<size_t>(rows) * features);
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < features; ++i)
-      x[static_cast<size_t>(r) * features + i] = static_cast<float>(
-          i % 3 == 0 ? std::exp(3.5 + 0.8 * rng.Normal())  // price: lognormal
-                     : (i % 3 == 1 ? rng.Bernoulli(0.5) : rng.Poisson(3.0)));
+      x[static_cast<size_t>(r) * features + i] =
+          i % 3 == 0 ? price(rng) : (i % 3 == 1 ? static_cast<float>(flag(rng)) : static_cast<float>(count(rng)));
   return x;
 }
 

@@ -195,6 +195,67 @@ TEST_CASE("shapes: huge dimension, overflowing product, rank") {
          MTAN_ERROR_BUFFER, "needs");
 }
 
+namespace {
+
+// Appends RESHAPE(tensor `from`) -> a new activation of `shape`, placed in
+// 256 new bytes at the end of the row plan (enough for any edit below), and
+// returns the new tensor's index.
+int AppendReshape(fb::ModelT& m, const std::string& from, std::vector<int32_t> shape) {
+  const int x = FindTensor(m, from);
+  auto t = std::make_unique<fb::TensorT>(*m.tensors[x]);
+  t->name = from + ".reshaped";
+  t->shape = std::move(shape);
+  t->arena_offset = m.activation_bytes_per_row;
+  m.activation_bytes_per_row += 256;
+  m.tensors.push_back(std::move(t));
+  const int y = static_cast<int>(m.tensors.size()) - 1;
+  auto op = std::make_unique<fb::OperatorT>();
+  op->opcode = fb::OpCode::RESHAPE;
+  op->inputs = {x};
+  op->outputs = {y};
+  m.operators.push_back(std::move(op));
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("per-row shapes: rank 1 to 3 activations, rank-1 operators, elementwise shapes, RESHAPE") {
+  // A [4, 8] row is fine for the tensor, but FULLY_CONNECTED takes rank 1.
+  Expect(Broken(false, [](fb::ModelT& m) { m.tensors[FindTensor(m, "trunk0.fc1")]->shape = {4, 8}; }),
+         MTAN_ERROR_SHAPE, "'trunk0.fc1' has per-row rank 2; this operator takes rank 1");
+  // Rank 4 per row is rank 5 with the batch.
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "click.mask.logistic")]->shape = {2, 2, 2, 2};
+         }),
+         MTAN_ERROR_SHAPE, "per-row rank 4 is not 1..3");
+  // Elementwise: the same element count under another shape is not the same shape.
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.tensors[FindTensor(m, "click.mask.logistic")]->shape = {4, 4};
+         }),
+         MTAN_ERROR_SHAPE, "shapes differ");
+  // The model input is rank 1.
+  Expect(Broken(false, [](fb::ModelT& m) {
+           m.tensors[m.input_tensor]->shape = {1, static_cast<int32_t>(m.inputs.size())};
+         }),
+         MTAN_ERROR_SHAPE, "must be float32 [");
+  // So is a task's output.
+  Expect(Broken(false, [](fb::ModelT& m) { m.tasks[0]->output = AppendReshape(m, "click.prob", {1, 1}); }),
+         MTAN_ERROR_TASK, "per-row rank 2, not 1");
+  // RESHAPE keeps the element count, the dtype and the quantization.
+  Expect(Broken(true, [](fb::ModelT& m) { AppendReshape(m, "trunk0.fc1", {4, 9}); }),
+         MTAN_ERROR_OPERATOR, "changes the number of elements per row");
+  Expect(Broken(true, [](fb::ModelT& m) {
+           m.tensors[AppendReshape(m, "trunk0.fc1", {4, 8})]->quantization->scale[0] *= 2.0f;
+         }),
+         MTAN_ERROR_OPERATOR, "changes the quantization");
+  Expect(Broken(true, [](fb::ModelT& m) {
+           auto& t = *m.tensors[AppendReshape(m, "trunk0.fc1", {2, 4, 4})];
+           t.dtype = fb::DType::FLOAT32;
+           t.quantization.reset();
+         }),
+         MTAN_ERROR_OPERATOR, "keeps its dtype");
+}
+
 TEST_CASE("buffers: shorter than the tensor, or missing") {
   Expect(Broken(false, [](fb::ModelT& m) {
            auto& t = *m.tensors[FindTensor(m, "trunk0.fc2.weight")];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "quantize.h"
 
@@ -10,12 +11,13 @@ namespace {
 
 host::MtanWeights DefaultMtan(uint32_t seed) {
   constexpr int kFeatures = 48, kTrunk1 = 256, kTrunk2 = 128, kMask = 32, kTask = 64, kAtt = 32;
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mean(-5.0f, 50.0f), stddev(0.5f, 20.0f);
   host::MtanWeights w;
   for (int i = 0; i < kFeatures; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));
-    w.mean.push_back(static_cast<float>(-5.0 + 55.0 * rng.Uniform()));
-    w.stddev.push_back(static_cast<float>(0.5 + 19.5 * rng.Uniform()));
+    w.mean.push_back(mean(rng));
+    w.stddev.push_back(stddev(rng));
   }
   w.trunks.push_back({host::RandomDense(rng, kFeatures, kTrunk1), host::RandomDense(rng, kTrunk1, kTrunk2)});
   struct Spec {
@@ -52,12 +54,12 @@ host::MtanWeights DefaultMtan(uint32_t seed) {
 std::vector<float> RowsForModel(const fb::Model& model, uint32_t rows, uint32_t seed) {
   const auto* inputs = model.inputs();
   const uint32_t n = inputs ? inputs->size() : 0;
-  host::Rng rng(seed);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> z(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(rows) * n);
   for (uint32_t r = 0; r < rows; ++r)
     for (uint32_t i = 0; i < n; ++i)
-      x[static_cast<size_t>(r) * n + i] =
-          inputs->Get(i)->mean() + inputs->Get(i)->std() * static_cast<float>(rng.Normal());
+      x[static_cast<size_t>(r) * n + i] = inputs->Get(i)->mean() + inputs->Get(i)->std() * z(rng);
   return x;
 }
 

@@ -388,7 +388,7 @@ bool Convert(const Options& o, Report* report, std::string* error) {
     // per-layer report need them): refuse clearly rather than run out of memory.
     uint64_t per_row = 0;
     for (const auto& t : f.tensors)
-      if (t->buffer == 0 && !t->shape.empty()) per_row += static_cast<uint64_t>(t->shape[0]);
+      if (t->buffer == 0) per_row += host::RowElements(*t);
     const double gib = static_cast<double>(per_row) * n * sizeof(float) / (1u << 30);
     if (gib > kMaxCalibrationGiB) {
       *error = fmt::format("{}: {} rows x {} activations per row need {:.1f} GiB to calibrate (limit "

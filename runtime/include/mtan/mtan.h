@@ -222,11 +222,13 @@ mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32
 typedef struct mtan_tensor_desc {
   const char* name;      /* points into the model bytes */
   uint32_t dtype;        /* an mtan_dtype */
-  uint32_t channels;     /* per row */
+  uint32_t channels;     /* values per row (the product of the per-row shape); constants: of the whole tensor */
   uint32_t is_constant;  /* weights or bias: `data` is NULL */
   float scale;           /* int8: real = scale * (q - zero_point) */
   int32_t zero_point;
   const void* data;
+  uint32_t rank;         /* of the per-row shape (activations) or the full shape */
+  uint32_t shape[MTAN_MAX_RANK];  /* its dimensions; 0 beyond rank */
 } mtan_tensor_desc;
 
 mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out);

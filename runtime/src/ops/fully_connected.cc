@@ -148,7 +148,7 @@ int XnnSetup(const OpState& op, void* x, uint32_t batch, void* pool) {
 }  // namespace
 
 extern const OpRegistration kFullyConnectedOp = {
-    fb::OpCode::FULLY_CONNECTED, /*reads_model_input=*/false, /*fuses_relu=*/true, Verify,
+    fb::OpCode::FULLY_CONNECTED, /*reads_model_input=*/false, /*fuses_relu=*/true, /*any_rank=*/false, Verify,
     FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup)};
 
 }  // namespace mtan

@@ -4,7 +4,7 @@
 namespace mtan {
 
 extern const OpRegistration kQuantizeOp, kFullyConnectedOp, kLogisticOp, kTanhOp, kMulOp, kAddOp,
-    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp, kConcatOp;
+    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp, kConcatOp, kReshapeOp;
 
 namespace {
 
@@ -19,6 +19,7 @@ const OpRegistration* const kOps[] = {
     &kSoftmaxOp,        // SOFTMAX
     &kDequantizeOp,     // DEQUANTIZE
     &kConcatOp,         // CONCAT
+    &kReshapeOp,        // RESHAPE
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(fb::OpCode::MAX) + 1,
               "one registration per opcode of schema/mtan.fbs");

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "contract.h"
 #include "mtan/mtan.h"
 #include "mtan_generated.h"
 
@@ -80,9 +81,13 @@ struct VerifyContext {
 
   const fb::Tensor* T(uint32_t i) const { return m->tensors()->Get(i); }
   bool IsActivation(uint32_t i) const { return T(i)->buffer() == 0; }
-  // Per-row elements of an activation (its rank-1 shape).
-  uint32_t Channels(uint32_t i) const { return static_cast<uint32_t>(T(i)->shape()->Get(0)); }
-  bool SameShape(uint32_t a, uint32_t b) const { return Channels(a) == Channels(b); }
+  // Per-row elements of an activation (the product of its per-row shape).
+  uint32_t Channels(uint32_t i) const {
+    return static_cast<uint32_t>(RowElements(*T(i)->shape()));
+  }
+  uint32_t Rank(uint32_t i) const { return T(i)->shape()->size(); }
+  // The same per-row shape: rank and every dimension.
+  bool SameShape(uint32_t a, uint32_t b) const;
   const char* Name(uint32_t i) const;
   // MTAN_ERROR_OPERATOR "operator o (OPCODE): what".
   mtan_status Fail(uint32_t o, const char* what) const;
@@ -128,6 +133,9 @@ struct OpRegistration {
   bool reads_model_input;
   // Activation (RELU) may be fused.
   bool fuses_relu;
+  // Activations of any per-row rank (elementwise operators, RESHAPE); else
+  // every activation it reads or writes is rank 1 (checked by the verifier).
+  bool any_rank;
   mtan_status (*verify)(VerifyContext& ctx, uint32_t o);
   // Bound of a float32 output; a value beyond 2^127 is refused with
   // bound_error.
