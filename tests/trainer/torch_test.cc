@@ -32,6 +32,7 @@
 
 using namespace mtan::trainer;
 namespace host = mtan::host;
+namespace fb = mtan::fb;
 
 namespace {
 
