@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
@@ -44,12 +43,6 @@ std::vector<TaskReport> CompareTasks(const std::vector<host::TaskEvaluation>& f,
     out.push_back(std::move(r));
   }
   return out;
-}
-
-const MetricDelta* FindMetric(const TaskReport& t, const std::string& name) {
-  for (const auto& m : t.metrics)
-    if (m.name == name) return &m;
-  return nullptr;
 }
 
 double Score(const std::vector<TaskReport>& tasks, const GoalPolicy& goals) {
@@ -263,6 +256,12 @@ void AddMetric(fb::MetadataT& md, const std::string& name, double value) {
 
 }  // namespace
 
+const MetricDelta* FindMetric(const TaskReport& task, const std::string& name) {
+  for (const auto& m : task.metrics)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
 double GoalFraction(const TaskReport& task, const GoalPolicy& goals) {
   const MetricDelta* m = FindMetric(task, task.primary);
   if (m == nullptr || !std::isfinite(m->float_value) || !std::isfinite(m->int8_value)) return 0.0;
@@ -297,115 +296,217 @@ bool GoalMet(const TaskReport& task, const GoalPolicy& goals) {
   return GoalFraction(task, goals) <= 1.0 + slack;
 }
 
-bool Convert(const Options& o, Report* report, std::string* error) {
-  *report = Report{};
-  report->goals = o.goals;
-  const GoalPolicy& goals = o.goals;
+namespace {
+
+// What the search chooses, slot by slot: with input equalization, the
+// range of each feature (EqualizeInputs); then the range of each tensor
+// that an operator quantizes to a calibrated range (LOGISTIC and TANH have
+// fixed scales; an equalized input has its own). A slot's choice is an
+// index into `methods`.
+struct SearchSpace {
+  std::vector<CalibrationMethod> methods = {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile,
+                                            CalibrationMethod::kMse};
+  int std_t = -1;  // the standardized input tensor (StandardizedInputTensor)
+  int features = 0;
+  // Each method's range for every tensor and for every input feature.
+  std::vector<std::vector<host::Range>> table, feature_table;
+  size_t feature_slots = 0;       // 0: inputs not equalized
+  std::vector<int32_t> searched;  // the tensors of the slots after the features
+  size_t slots() const { return feature_slots + searched.size(); }
+};
+
+// What the stages of Convert hand on to each other, in the order they fill it.
+struct Conversion {
+  Conversion(const Options& options, Report* r, std::string* e)
+      : o(options), goals(options.goals), report(r), error(e) {}
+
+  const Options& o;
+  const GoalPolicy& goals;
+  Report* report;
+  std::string* error;
+
+  // LoadModel: the source file, unpacked without its golden cases, and its
+  // runtime until the activations are collected.
+  std::vector<uint8_t> src;
+  fb::ModelT f;
+  RuntimeModel float_rt;
+  // LoadRows: the calibration (fit) and check rows, matched to the model.
+  host::Spec spec;
+  std::vector<int32_t> model_task;
+  host::Dataset fit, check;
+  // CollectFloatActivations: every activation on every fit row, and when
+  // the calibration started.
+  std::vector<std::vector<float>> values;
+  std::chrono::steady_clock::time_point wall0;
+  double cpu0 = 0;
+  // InitScorers
+  Scorer search, fit_scorer, check_scorer;
+  // BuildSearchSpace
+  SearchSpace space;
+  // ChooseRanges, ApplyBiasCorrection and FloatFallback: the model chosen so far.
+  std::vector<int> choice;      // per slot
+  std::vector<char> float_ops;  // per operator of f: 1 keeps it in float
+  fb::ModelT equalized;         // Equalize(choice), once the ranges are chosen
+  fb::ModelT corrected;         // the bias-corrected float model, when use_corrected
+  bool use_corrected = false;
+  std::vector<double> expected;  // per task, of the current model on the search rows
+  // JudgeGoals on: the chosen int8 model, then its file.
+  fb::ModelT q;
+  std::vector<uint8_t> file;
+  uint32_t max_batch = 0;
+
+  // The float model with its inputs equalized by the chosen feature ranges.
+  fb::ModelT Equalize(const std::vector<int>& ch, std::vector<float>* c = nullptr,
+                      std::vector<float>* h = nullptr) const {
+    fb::ModelT fm = f;
+    if (space.feature_slots > 0) {
+      std::vector<host::Range> r(space.feature_slots);
+      for (size_t i = 0; i < space.feature_slots; ++i) r[i] = space.feature_table[ch[i]][i];
+      host::EqualizeInputs(&fm, r, c, h);
+    }
+    return fm;
+  }
+  std::vector<host::Range> Ranges(const std::vector<int>& ch, size_t tensors) const {
+    std::vector<host::Range> r = space.table[1];
+    for (size_t k = 0; k < space.searched.size(); ++k)
+      r[space.searched[k]] = space.table[ch[space.feature_slots + k]][space.searched[k]];
+    if (space.feature_slots > 0) r[space.std_t] = host::EqualizedInputRange();
+    r.resize(tensors);
+    return r;
+  }
+  fb::ModelT Quantize(const fb::ModelT& fm, const std::vector<int>& ch, const std::vector<char>& fo) const {
+    host::QuantizeOptions qo;
+    qo.float_heads = o.float_heads;
+    qo.float_ops = fo;
+    return host::QuantizeModel(fm, Ranges(ch, fm.tensors.size()), qo);
+  }
+  fb::ModelT Build(const std::vector<int>& ch) const { return Quantize(Equalize(ch), ch, float_ops); }
+  const fb::ModelT& FloatModel() const { return use_corrected ? corrected : equalized; }
+  fb::ModelT Current() const { return Quantize(FloatModel(), choice, float_ops); }
+  // The file bytes that keeping operator `op` in float adds to the current model.
+  int64_t AddedBytes(int op) const {
+    std::vector<char> without = float_ops;
+    without[op] = 0;
+    return FileBytes(Current()) - FileBytes(Quantize(FloatModel(), choice, without));
+  }
+  const std::string& OpName(int op) const { return f.tensors[f.operators[op]->outputs[0]]->name; }
+};
+
+bool CheckGoals(const GoalPolicy& goals, std::string* error) {
   if (!(goals.auc_drop > 0) || !(goals.accuracy_drop > 0) || !(goals.nmse_ratio > 1) ||
       !(goals.aim > 0 && goals.aim <= 1)) {
     *error = "goals: the AUC and accuracy drops must be > 0, the NMSE ratio > 1 and the aim in (0, 1]";
     return false;
   }
-  // The source model: readable, intact, float.
-  std::vector<uint8_t> src;
-  if (!host::ReadFile(o.model_path, &src, error)) return false;
-  fb::ModelT f;
+  return true;
+}
+
+// The source model: readable, intact, float.
+bool LoadModel(Conversion& c) {
+  const Options& o = c.o;
+  if (!host::ReadFile(o.model_path, &c.src, c.error)) return false;
   {
     std::string e;
-    if (!host::UnpackModel(host::ModelBytes(src), &f, &e)) {
-      *error = o.model_path + ": not a valid model: " + e;
+    if (!host::UnpackModel(host::ModelBytes(c.src), &c.f, &e)) {
+      *c.error = o.model_path + ": not a valid model: " + e;
       return false;
     }
   }
-  for (const auto& t : f.tensors) {
+  for (const auto& t : c.f.tensors) {
     if (t->dtype != fb::DType::FLOAT32) {
-      *error = o.model_path + ": the model is already quantized (tensor '" + t->name + "' is " +
-               fb::EnumNameDType(t->dtype) + "); convert its float32 source instead";
+      *c.error = o.model_path + ": the model is already quantized (tensor '" + t->name + "' is " +
+                 fb::EnumNameDType(t->dtype) + "); convert its float32 source instead";
       return false;
     }
   }
-  report->source_hash = Hex64(host::Checksum64(src.data(), src.size()));
-  report->float_file_bytes = src.size();
-  f.golden.clear();  // float outputs: the int8 model gets its own
-  RuntimeModel float_rt;
-  if (float_rt.Load(src, kCalibrationBatch, MTAN_BACKEND_DEFAULT, error) != MTAN_OK) {
-    *error = o.model_path + ": " + *error;
+  c.report->source_hash = Hex64(host::Checksum64(c.src.data(), c.src.size()));
+  c.report->float_file_bytes = c.src.size();
+  c.f.golden.clear();  // float outputs: the int8 model gets its own
+  if (c.float_rt.Load(c.src, kCalibrationBatch, MTAN_BACKEND_DEFAULT, c.error) != MTAN_OK) {
+    *c.error = o.model_path + ": " + *c.error;
     return false;
   }
+  return true;
+}
 
-  // Calibration (and check) rows, matched to the model's inputs and tasks.
-  host::Spec spec;
-  if (!host::LoadSpec(o.spec_path, &spec, error)) return false;
-  std::vector<int32_t> model_task;
-  if (!host::MatchTasks(float_rt.get(), spec, &model_task, error)) {
-    *error = o.spec_path + ": " + *error;
+// The rows of one labelled CSV, matched to the model's inputs: at least one,
+// every value finite.
+bool LoadRowsFile(Conversion& c, const std::string& path, host::Dataset* data) {
+  std::string* error = c.error;
+  if (!host::LoadCsv(path, c.spec, data, error) || !host::MatchInputs(c.float_rt.get(), path, data, error))
+    return false;
+  if (data->rows <= 0) {
+    *error = path + ": no rows";
     return false;
   }
-  auto load_rows = [&](const std::string& path, host::Dataset* data) {
-    if (!host::LoadCsv(path, spec, data, error) || !host::MatchInputs(float_rt.get(), path, data, error))
+  for (size_t i = 0; i < data->x.size(); ++i) {
+    if (!std::isfinite(data->x[i])) {
+      *error = fmt::format("{}: row {}, feature '{}' is not finite", path, i / data->features.size() + 1,
+                           data->features[i % data->features.size()]);
       return false;
-    if (data->rows <= 0) {
-      *error = path + ": no rows";
-      return false;
-    }
-    for (size_t i = 0; i < data->x.size(); ++i) {
-      if (!std::isfinite(data->x[i])) {
-        *error = fmt::format("{}: row {}, feature '{}' is not finite", path, i / data->features.size() + 1,
-                             data->features[i % data->features.size()]);
-        return false;
-      }
-    }
-    return true;
-  };
-  host::Dataset fit, check;
-  {
-    host::Dataset data;
-    if (!load_rows(o.calib_path, &data)) return false;
-    if (!o.check_path.empty()) {
-      fit = std::move(data);
-      if (!load_rows(o.check_path, &check)) return false;
-      report->check_source = o.check_path;
-    } else {
-      // Every 5th row is held out: the goals are judged on rows that no
-      // range, bias or fallback decision has seen.
-      std::vector<uint32_t> fit_idx, check_idx;
-      for (uint32_t r = 0; r < static_cast<uint32_t>(data.rows); ++r) (r % 5 == 4 ? check_idx : fit_idx).push_back(r);
-      if (check_idx.empty()) {
-        *error = fmt::format("{}: {} rows are too few to hold out check rows (every 5th); give more rows "
-                             "or a --check file", o.calib_path, data.rows);
-        return false;
-      }
-      fit = Subset(data, fit_idx);
-      check = Subset(data, check_idx);
-      report->check_source = "every 5th row of " + o.calib_path;
     }
   }
-  report->calibration_rows = fit.rows;
-  report->check_rows = check.rows;
-  const uint32_t n = static_cast<uint32_t>(fit.rows);
+  return true;
+}
+
+// Calibration (and check) rows, matched to the model's inputs and tasks.
+bool LoadRows(Conversion& c) {
+  const Options& o = c.o;
+  if (!host::LoadSpec(o.spec_path, &c.spec, c.error)) return false;
+  if (!host::MatchTasks(c.float_rt.get(), c.spec, &c.model_task, c.error)) {
+    *c.error = o.spec_path + ": " + *c.error;
+    return false;
+  }
+  host::Dataset data;
+  if (!LoadRowsFile(c, o.calib_path, &data)) return false;
+  if (!o.check_path.empty()) {
+    c.fit = std::move(data);
+    if (!LoadRowsFile(c, o.check_path, &c.check)) return false;
+    c.report->check_source = o.check_path;
+  } else {
+    // Every 5th row is held out: the goals are judged on rows that no
+    // range, bias or fallback decision has seen.
+    std::vector<uint32_t> fit_idx, check_idx;
+    for (uint32_t r = 0; r < static_cast<uint32_t>(data.rows); ++r) (r % 5 == 4 ? check_idx : fit_idx).push_back(r);
+    if (check_idx.empty()) {
+      *c.error = fmt::format("{}: {} rows are too few to hold out check rows (every 5th); give more rows "
+                             "or a --check file", o.calib_path, data.rows);
+      return false;
+    }
+    c.fit = Subset(data, fit_idx);
+    c.check = Subset(data, check_idx);
+    c.report->check_source = "every 5th row of " + o.calib_path;
+  }
+  c.report->calibration_rows = c.fit.rows;
+  c.report->check_rows = c.check.rows;
+  return true;
+}
+
+// Every activation on every calibration row, from the runtime's float path.
+bool CollectFloatActivations(Conversion& c) {
+  const Options& o = c.o;
+  const uint32_t n = static_cast<uint32_t>(c.fit.rows);
   {
     // Every activation of every row is kept (percentiles, histograms and the
     // per-layer report need them): refuse clearly rather than run out of memory.
     uint64_t per_row = 0;
-    for (const auto& t : f.tensors)
+    for (const auto& t : c.f.tensors)
       if (t->buffer == 0) per_row += host::RowElements(*t);
     const double gib = static_cast<double>(per_row) * n * sizeof(float) / (1u << 30);
     if (gib > kMaxCalibrationGiB) {
-      *error = fmt::format("{}: {} rows x {} activations per row need {:.1f} GiB to calibrate (limit "
-                           "{}); use fewer rows, e.g. the validation split",
-                           o.calib_path, n, per_row, gib, kMaxCalibrationGiB);
+      *c.error = fmt::format("{}: {} rows x {} activations per row need {:.1f} GiB to calibrate (limit "
+                             "{}); use fewer rows, e.g. the validation split",
+                             o.calib_path, n, per_row, gib, kMaxCalibrationGiB);
       return false;
     }
   }
-  const auto wall0 = std::chrono::steady_clock::now();
-  const double cpu0 = CpuSeconds();
+  c.wall0 = std::chrono::steady_clock::now();
+  c.cpu0 = CpuSeconds();
 
-  // Every activation on every calibration row, from the runtime's float path.
-  std::vector<std::vector<float>> values;
   uint32_t last_pct = 0;
   Progress(o, fmt::format("calibrating on {} rows of {} ({} held out to check the goals)", n, o.calib_path,
-                          check.rows));
-  if (!host::CollectActivations(f, fit.x, n, &values, error, [&](uint32_t done, uint32_t total) {
+                          c.check.rows));
+  if (!host::CollectActivations(c.f, c.fit.x, n, &c.values, c.error, [&](uint32_t done, uint32_t total) {
         const uint32_t pct = static_cast<uint32_t>(100ull * done / total);
         if (pct / 10 != last_pct / 10 || done == total) {
           Progress(o, fmt::format("  float activations: {}/{} rows ({}%)", done, total, pct));
@@ -413,561 +514,451 @@ bool Convert(const Options& o, Report* report, std::string* error) {
         }
       }))
     return false;
-  float_rt.Unload();
+  c.float_rt.Unload();
+  return true;
+}
+
+// The search's, the fit rows' and the check rows' scorers.
+bool InitScorers(Conversion& c) {
   std::vector<double> goal_loss;
-  for (const auto& t : spec.tasks) goal_loss.push_back(GoalLoss(t.type, goals));
-  Scorer search, fit_scorer, check_scorer;
+  for (const auto& t : c.spec.tasks) goal_loss.push_back(GoalLoss(t.type, c.goals));
   std::vector<char> tail_rows;
-  const std::vector<uint32_t> search_rows = SearchRows(fit, {}, &tail_rows);
-  if (!search.Init(src, spec, Subset(fit, search_rows), model_task, goal_loss, error, tail_rows) ||
-      !fit_scorer.Init(src, spec, fit, model_task, goal_loss, error) ||
-      !check_scorer.Init(src, spec, check, model_task, goal_loss, error))
+  const std::vector<uint32_t> search_rows = SearchRows(c.fit, {}, &tail_rows);
+  if (!c.search.Init(c.src, c.spec, Subset(c.fit, search_rows), c.model_task, goal_loss, c.error, tail_rows) ||
+      !c.fit_scorer.Init(c.src, c.spec, c.fit, c.model_task, goal_loss, c.error) ||
+      !c.check_scorer.Init(c.src, c.spec, c.check, c.model_task, goal_loss, c.error))
     return false;
   // The int8 model is chosen and checked by these metrics: rows that cannot
   // measure one (a single row, or one class only) would pick blindly.
-  for (const Scorer* s : {&fit_scorer, &check_scorer}) {
+  for (const Scorer* s : {&c.fit_scorer, &c.check_scorer}) {
     for (const auto& t : s->float_metrics()) {
       const std::string metric = host::PrimaryMetricName(t.type);
       if (!std::isfinite(host::MetricValue(t, metric))) {
-        *error = fmt::format("{}: {} rows ({} with a label for task '{}') cannot measure its {}, so "
-                             "int8 could not be compared with float; use more rows (both classes of a "
-                             "binary task, at least two rows)",
-                             s == &fit_scorer ? "calibration" : report->check_source, s->rows().rows,
-                             t.rows, t.name, metric);
+        *c.error = fmt::format("{}: {} rows ({} with a label for task '{}') cannot measure its {}, so "
+                               "int8 could not be compared with float; use more rows (both classes of a "
+                               "binary task, at least two rows)",
+                               s == &c.fit_scorer ? "calibration" : c.report->check_source, s->rows().rows,
+                               t.rows, t.name, metric);
         return false;
       }
     }
   }
+  return true;
+}
 
-  // Each method's range for every tensor and for every input feature.
-  const std::vector<CalibrationMethod> methods = {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile,
-                                                  CalibrationMethod::kMse};
-  const int std_t = host::StandardizedInputTensor(f);
-  const int features = static_cast<int>(f.inputs.size());
-  std::vector<std::vector<host::Range>> table, feature_table;
-  for (CalibrationMethod m : methods) {
-    table.push_back(host::CalibrateRanges(values, m, o.percentile));
-    if (std_t >= 0) feature_table.push_back(host::ChannelRanges(values[std_t], features, m, o.percentile));
+// Each method's ranges, and the slots the search chooses them for.
+void BuildSearchSpace(Conversion& c) {
+  SearchSpace& s = c.space;
+  s.std_t = host::StandardizedInputTensor(c.f);
+  s.features = static_cast<int>(c.f.inputs.size());
+  for (CalibrationMethod m : s.methods) {
+    s.table.push_back(host::CalibrateRanges(c.values, m, c.o.percentile));
+    if (s.std_t >= 0)
+      s.feature_table.push_back(host::ChannelRanges(c.values[s.std_t], s.features, m, c.o.percentile));
   }
-  // What the search chooses, slot by slot: with input equalization, the
-  // range of each feature (EqualizeInputs); then the range of each tensor
-  // that an operator quantizes to a calibrated range (LOGISTIC and TANH have
-  // fixed scales; an equalized input has its own).
-  size_t feature_slots = 0;
-  if (o.equalize_inputs && std_t >= 0) {
-    fb::ModelT probe = f;
-    if (host::EqualizeInputs(&probe, feature_table[0])) feature_slots = static_cast<size_t>(features);
+  if (c.o.equalize_inputs && s.std_t >= 0) {
+    fb::ModelT probe = c.f;
+    if (host::EqualizeInputs(&probe, s.feature_table[0])) s.feature_slots = static_cast<size_t>(s.features);
   }
-  std::vector<int32_t> searched;
-  for (const auto& op : f.operators) {
+  for (const auto& op : c.f.operators) {
     switch (op->opcode) {
       case fb::OpCode::QUANTIZE:
-        if (feature_slots > 0) break;
+        if (s.feature_slots > 0) break;
         [[fallthrough]];
       case fb::OpCode::FULLY_CONNECTED:
       case fb::OpCode::MUL:
       case fb::OpCode::ADD:
       case fb::OpCode::ATTENTION_POOL:
-        searched.push_back(op->outputs[0]);
+        s.searched.push_back(op->outputs[0]);
         break;
       default:
         break;
     }
   }
-  const size_t slots = feature_slots + searched.size();
-  const size_t n_ops = f.operators.size();
-  std::vector<int> choice(slots, 0);
-  std::vector<char> float_ops(n_ops, 0);
-  fb::ModelT corrected;  // the bias-corrected float model, when use_corrected
-  bool use_corrected = false;
-  host::QuantizeOptions qo;
-  qo.float_heads = o.float_heads;
-  // The float model with its inputs equalized by the chosen feature ranges.
-  auto equalize = [&](const std::vector<int>& ch, std::vector<float>* c = nullptr,
-                      std::vector<float>* h = nullptr) {
-    fb::ModelT fm = f;
-    if (feature_slots > 0) {
-      std::vector<host::Range> r(feature_slots);
-      for (size_t i = 0; i < feature_slots; ++i) r[i] = feature_table[ch[i]][i];
-      host::EqualizeInputs(&fm, r, c, h);
-    }
-    return fm;
-  };
-  auto ranges_for = [&](const std::vector<int>& ch, size_t tensors) {
-    std::vector<host::Range> r = table[1];
-    for (size_t k = 0; k < searched.size(); ++k) r[searched[k]] = table[ch[feature_slots + k]][searched[k]];
-    if (feature_slots > 0) r[std_t] = host::EqualizedInputRange();
-    r.resize(tensors);
-    return r;
-  };
-  auto quantize = [&](const fb::ModelT& fm, const std::vector<int>& ch, const std::vector<char>& fo) {
-    host::QuantizeOptions q = qo;
-    q.float_ops = fo;
-    return host::QuantizeModel(fm, ranges_for(ch, fm.tensors.size()), q);
-  };
-  fb::ModelT equalized;  // equalize(choice), once the ranges are chosen
-  auto float_model = [&]() -> const fb::ModelT& { return use_corrected ? corrected : equalized; };
-  auto build = [&](const std::vector<int>& ch) { return quantize(equalize(ch), ch, float_ops); };
-  auto fit_tasks = [&](fb::ModelT& q, std::vector<TaskReport>* out) {
-    std::vector<host::TaskEvaluation> e;
-    if (!fit_scorer.Metrics(q, &e, error)) return false;
-    *out = CompareTasks(fit_scorer.float_metrics(), e);
-    return true;
-  };
+  c.choice.assign(s.slots(), 0);
+  c.float_ops.assign(c.f.operators.size(), 0);
+}
 
+// Every metric of every task, float against `q`, on the fit rows.
+bool FitTasks(Conversion& c, fb::ModelT& q, std::vector<TaskReport>* out) {
+  std::vector<host::TaskEvaluation> e;
+  if (!c.fit_scorer.Metrics(q, &e, c.error)) return false;
+  *out = CompareTasks(c.fit_scorer.float_metrics(), e);
+  return true;
+}
+
+bool ChooseRanges(Conversion& c) {
+  const Options& o = c.o;
+  const std::vector<CalibrationMethod>& methods = c.space.methods;
+  const size_t slots = c.space.slots();
   // One method for every tensor: each candidate (auto starts its search from
   // the one with the least expected loss).
-  report->requested = host::CalibrationMethodName(o.method);
+  c.report->requested = host::CalibrationMethodName(o.method);
   double best = std::numeric_limits<double>::infinity();
   std::vector<int> start(slots, 0);
   for (size_t m = 0; m < methods.size(); ++m) {
     if (o.method != CalibrationMethod::kAuto && methods[m] != o.method) continue;
     std::vector<int> ch(slots, static_cast<int>(m));
-    CandidateReport c;
-    c.method = host::CalibrationMethodName(methods[m]);
+    CandidateReport cand;
+    cand.method = host::CalibrationMethodName(methods[m]);
     std::vector<double> e;
-    fb::ModelT q = build(ch);
-    if (!search.Expected(q, &e, error) || !fit_tasks(q, &c.tasks)) {
-      *error = "int8 model (" + c.method + "): " + *error;
+    fb::ModelT q = c.Build(ch);
+    if (!c.search.Expected(q, &e, c.error) || !FitTasks(c, q, &cand.tasks)) {
+      *c.error = "int8 model (" + cand.method + "): " + *c.error;
       return false;
     }
-    c.expected = Total(e);
-    c.score = Score(c.tasks, goals);
-    Progress(o, fmt::format("  {:<10} expected loss {:.2f} goals, worst task at {:.2f} of its goal:{}", c.method,
-                            c.expected, c.score, TaskLine(c.tasks)));
-    if (c.expected < best) {
-      best = c.expected;
+    cand.expected = Total(e);
+    cand.score = Score(cand.tasks, c.goals);
+    Progress(o, fmt::format("  {:<10} expected loss {:.2f} goals, worst task at {:.2f} of its goal:{}",
+                            cand.method, cand.expected, cand.score, TaskLine(cand.tasks)));
+    if (cand.expected < best) {
+      best = cand.expected;
       start = ch;
     }
-    report->candidates.push_back(std::move(c));
+    c.report->candidates.push_back(std::move(cand));
   }
-  choice = start;
+  c.choice = start;
   if (o.method == CalibrationMethod::kAuto) {
     Progress(o, fmt::format("  per-tensor search over {} input features and {} tensors x {} methods",
-                            feature_slots, searched.size(), methods.size()));
-    if (!SearchRanges(search, build, slots, static_cast<int>(methods.size()), 2, &choice, &best, error))
+                            c.space.feature_slots, c.space.searched.size(), methods.size()));
+    if (!SearchRanges(c.search, [&c](const std::vector<int>& ch) { return c.Build(ch); }, slots,
+                      static_cast<int>(methods.size()), 2, &c.choice, &best, c.error))
       return false;
-    report->method = "per-tensor";
+    c.report->method = "per-tensor";
     Progress(o, fmt::format("  per-tensor: expected loss {:.2f} goals", best));
   } else {
-    report->method = host::CalibrationMethodName(o.method);
+    c.report->method = host::CalibrationMethodName(o.method);
   }
+  return true;
+}
 
-  // Bias correction, kept when it lowers the expected loss; redone whenever
-  // the float fallback changes which layers are int8.
-  equalized = equalize(choice);
-  std::vector<double> expected;  // per task, of the current model on the search rows
-  auto correct = [&]() {
-    fb::ModelT c = equalized;
-    double largest = 0.0;
-    const std::vector<char> fo = float_ops;
-    if (!CorrectBiases(&c, [&](const fb::ModelT& fm) { return quantize(fm, choice, fo); },
-                       search.rows().x.data(), static_cast<uint32_t>(search.rows().rows), &largest, error))
-      return false;
-    corrected = std::move(c);
-    return true;
-  };
-  auto current = [&]() { return quantize(float_model(), choice, float_ops); };
-  auto rescore = [&]() {
-    fb::ModelT q = current();
-    return search.Expected(q, &expected, error);
-  };
-  if (!rescore()) return false;
-  if (o.bias_correction) {
-    if (!correct()) return false;
-    use_corrected = true;
-    const std::vector<double> before = expected;
-    if (!rescore()) return false;
-    Progress(o, fmt::format("  bias correction: expected loss {:.2f} -> {:.2f} goals", Total(before), Total(expected)));
-    report->bias_correction_gain = Total(expected) > 0 ? Total(before) / Total(expected) : 0.0;
-    if (Total(expected) >= Total(before)) {
-      use_corrected = false;
-      expected = before;
+// c.corrected: the equalized model's biases corrected for the current choice
+// and float_ops.
+bool CorrectCurrent(Conversion& c) {
+  fb::ModelT m = c.equalized;
+  double largest = 0.0;
+  const std::vector<char> fo = c.float_ops;
+  if (!CorrectBiases(&m, [&](const fb::ModelT& fm) { return c.Quantize(fm, c.choice, fo); },
+                     c.search.rows().x.data(), static_cast<uint32_t>(c.search.rows().rows), &largest, c.error))
+    return false;
+  c.corrected = std::move(m);
+  return true;
+}
+
+bool Rescore(Conversion& c) {
+  fb::ModelT q = c.Current();
+  return c.search.Expected(q, &c.expected, c.error);
+}
+
+// Re-fits the biases for the current float_ops and rescores.
+bool Refit(Conversion& c) { return (!c.use_corrected || CorrectCurrent(c)) && Rescore(c); }
+
+// Bias correction, kept when it lowers the expected loss; redone whenever
+// the float fallback changes which layers are int8 (Refit).
+bool ApplyBiasCorrection(Conversion& c) {
+  c.equalized = c.Equalize(c.choice);
+  if (!Rescore(c)) return false;
+  if (c.o.bias_correction) {
+    if (!CorrectCurrent(c)) return false;
+    c.use_corrected = true;
+    const std::vector<double> before = c.expected;
+    if (!Rescore(c)) return false;
+    Progress(c.o, fmt::format("  bias correction: expected loss {:.2f} -> {:.2f} goals", Total(before),
+                              Total(c.expected)));
+    c.report->bias_correction_gain = Total(c.expected) > 0 ? Total(before) / Total(c.expected) : 0.0;
+    if (Total(c.expected) >= Total(before)) {
+      c.use_corrected = false;
+      c.expected = before;
     }
   }
-  report->bias_correction = use_corrected;
-  auto worst = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
+  c.report->bias_correction = c.use_corrected;
+  return true;
+}
 
-  // Float fallback: while a task's expected loss is over the aim, keep the
-  // operators it is most sensitive to in float, fewest first.
-  std::vector<int> failing;
-  for (size_t t = 0; t < expected.size(); ++t)
-    if (expected[t] > goals.aim) failing.push_back(static_cast<int>(t));
-  if (!failing.empty() && o.float_fallback) {
-    std::string names;
-    for (int t : failing) names += fmt::format(" {} {:.2f}", spec.tasks[t].name, expected[t]);
-    Progress(o, fmt::format("  expected loss over {:.2f} of a goal:{}; ranking layers for the float fallback",
-                            goals.aim, names));
-    std::vector<int> candidates;
-    {
-      fb::ModelT q = current();
-      for (size_t op = 0; op < n_ops; ++op)
-        if (q.tensors.at(f.operators[op]->outputs[0])->dtype == fb::DType::INT8) candidates.push_back(static_cast<int>(op));
-    }
-    std::vector<Sensitivity> ranking;
-    // Trials run without bias correction: biases corrected for one set of
-    // int8 layers are wrong for another.
-    if (!RankSensitivity(search, [&](const std::vector<char>& fo) { return quantize(equalized, choice, fo); },
-                         n_ops, candidates, failing, &ranking, error))
-      return false;
-    {
-      std::string top;
-      for (size_t k = 0; k < ranking.size() && k < 6; ++k)
-        top += fmt::format(" {} {:.2f}", f.tensors[f.operators[ranking[k].op]->outputs[0]]->name, ranking[k].score);
-      Progress(o, "  most sensitive (expected loss with only it in int8):" + top);
-    }
-    // Re-fits the biases for the current float_ops and rescores.
-    auto refit = [&]() { return (!use_corrected || correct()) && rescore(); };
-    auto excess = [&](const std::vector<double>& e) {
-      double x = 0.0;
-      for (double v : e) x += std::max(0.0, v - goals.aim);
-      return x;
-    };
-    // Each step tries the most sensitive operators not yet in float and
-    // keeps one by PickFallback: the cheapest in bytes that clears the aim,
-    // else the most excess removed per byte.
-    std::vector<int> fallen;
-    while (worst(expected) > goals.aim) {
-      std::vector<double> e;
-      fb::ModelT base = quantize(equalized, choice, float_ops);
-      if (!search.Expected(base, &e, error)) return false;
-      const double excess_now = excess(e);
-      const int64_t base_bytes = FileBytes(std::move(base));
-      std::vector<FallbackTrial> trials;
-      for (const Sensitivity& s : ranking) {
-        if (float_ops[s.op] || static_cast<int>(trials.size()) == kFallbackTrials) continue;
-        float_ops[s.op] = 1;
-        fb::ModelT trial = quantize(equalized, choice, float_ops);
-        const bool ok = search.Expected(trial, &e, error);
-        float_ops[s.op] = 0;
-        if (!ok) return false;
-        trials.push_back({s.op, excess(e), FileBytes(std::move(trial)) - base_bytes});
-      }
-      const int pick = PickFallback(trials, excess_now);
-      if (pick < 0) break;  // every operator is in float already
-      float_ops[pick] = 1;
-      fallen.push_back(pick);
-      if (!refit()) return false;
-      Progress(o, fmt::format("    + {:<28} worst task's expected loss {:.2f} of its goal",
-                              f.tensors[f.operators[pick]->outputs[0]]->name, worst(expected)));
-    }
-    // The fewest bytes: drop every fallback the aim does not need after
-    // all, the one that adds most bytes first.
-    std::vector<std::pair<int64_t, int>> by_bytes;
-    for (int op : fallen) {
-      std::vector<char> without = float_ops;
-      without[op] = 0;
-      by_bytes.push_back({FileBytes(current()) - FileBytes(quantize(float_model(), choice, without)), op});
-    }
-    std::stable_sort(by_bytes.begin(), by_bytes.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [bytes, op] : by_bytes) {
-      if (fallen.size() <= 1) break;
-      float_ops[op] = 0;
-      const std::vector<double> keep = expected;
-      if (!refit()) return false;
-      if (worst(expected) <= goals.aim) {
-        Progress(o, fmt::format("    - {:<28} not needed (-{} B)", f.tensors[f.operators[op]->outputs[0]]->name, bytes));
-        fallen.erase(std::find(fallen.begin(), fallen.end(), op));
-      } else {
-        float_ops[op] = 1;
-        expected = keep;
-      }
-    }
-    if (!refit()) return false;
-    for (int op : fallen) {
-      FallbackReport fr;
-      fr.name = f.tensors[f.operators[op]->outputs[0]]->name;
-      for (const Sensitivity& s : ranking)
-        if (s.op == op) fr.sensitivity = s.score;
-      std::vector<char> without = float_ops;
-      without[op] = 0;
-      fr.added_bytes = FileBytes(current()) - FileBytes(quantize(float_model(), choice, without));
-      report->fallback.push_back(fr);
-    }
-    report->fallback_bytes =
-        FileBytes(current()) - FileBytes(quantize(float_model(), choice, std::vector<char>(n_ops, 0)));
-  }
-  fb::ModelT q = current();
-  if (!fit_tasks(q, &report->fit_tasks)) return false;
-  for (size_t t = 0; t < report->fit_tasks.size(); ++t) report->fit_tasks[t].expected = expected[t];
+double Worst(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); }
 
-  // The goals, judged on the check rows by GoalMet (GoalPolicy::check_sigmas).
+// Expected loss over the aim, summed over tasks: 0 clears the aim.
+double Excess(const std::vector<double>& e, double aim) {
+  double x = 0.0;
+  for (double v : e) x += std::max(0.0, v - aim);
+  return x;
+}
+
+// The current model's int8 operators, most sensitive first for the tasks
+// in `failing` (RankSensitivity).
+bool RankFallback(Conversion& c, const std::vector<int>& failing, std::vector<Sensitivity>* ranking) {
+  std::string names;
+  for (int t : failing) names += fmt::format(" {} {:.2f}", c.spec.tasks[t].name, c.expected[t]);
+  Progress(c.o, fmt::format("  expected loss over {:.2f} of a goal:{}; ranking layers for the float fallback",
+                            c.goals.aim, names));
+  const size_t n_ops = c.f.operators.size();
+  std::vector<int> candidates;
   {
-    std::vector<host::TaskEvaluation> e;
-    std::vector<double> se, ex, ex_se;
-    if (!check_scorer.Compare(q, kBootstrapResamples, &e, &se, error) ||
-        !check_scorer.ExpectedWithError(q, kBootstrapResamples, &ex, &ex_se, error))
-      return false;
-    report->tasks = CompareTasks(check_scorer.float_metrics(), e);
-    report->goals_met = true;
-    for (size_t t = 0; t < report->tasks.size(); ++t) {
-      TaskReport& tr = report->tasks[t];
-      tr.loss_se = se[t];
-      tr.expected = ex[t];
-      tr.expected_se = ex_se[t];
-      report->goals_met = report->goals_met && GoalMet(tr, goals);
-    }
-    Progress(o, fmt::format("  check rows ({}): worst task at {:.2f} of its goal:{}", check.rows,
-                            Score(report->tasks, goals), TaskLine(report->tasks)));
+    fb::ModelT q = c.Current();
+    for (size_t op = 0; op < n_ops; ++op)
+      if (q.tensors.at(c.f.operators[op]->outputs[0])->dtype == fb::DType::INT8)
+        candidates.push_back(static_cast<int>(op));
   }
-  report->evaluations = search.evaluations() + fit_scorer.evaluations() + check_scorer.evaluations();
-  report->calibration_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  report->calibration_cpu_seconds = CpuSeconds() - cpu0;
+  // Trials run without bias correction: biases corrected for one set of
+  // int8 layers are wrong for another.
+  auto build = [&c](const std::vector<char>& fo) { return c.Quantize(c.equalized, c.choice, fo); };
+  if (!RankSensitivity(c.search, build, n_ops, candidates, failing, ranking, c.error))
+    return false;
+  std::string top;
+  for (size_t k = 0; k < ranking->size() && k < 6; ++k)
+    top += fmt::format(" {} {:.2f}", c.OpName((*ranking)[k].op), (*ranking)[k].score);
+  Progress(c.o, "  most sensitive (expected loss with only it in int8):" + top);
+  return true;
+}
 
-  // Metadata: where it came from, how it was calibrated, what it scores.
-  const bool eq = feature_slots > 0;
+// Each step tries the most sensitive operators not yet in float and
+// keeps one by PickFallback: the cheapest in bytes that clears the aim,
+// else the most excess removed per byte.
+bool AddFallbacks(Conversion& c, const std::vector<Sensitivity>& ranking, std::vector<int>* fallen) {
+  const double aim = c.goals.aim;
+  while (Worst(c.expected) > aim) {
+    std::vector<double> e;
+    fb::ModelT base = c.Quantize(c.equalized, c.choice, c.float_ops);
+    if (!c.search.Expected(base, &e, c.error)) return false;
+    const double excess_now = Excess(e, aim);
+    const int64_t base_bytes = FileBytes(std::move(base));
+    std::vector<FallbackTrial> trials;
+    for (const Sensitivity& s : ranking) {
+      if (c.float_ops[s.op] || static_cast<int>(trials.size()) == kFallbackTrials) continue;
+      c.float_ops[s.op] = 1;
+      fb::ModelT trial = c.Quantize(c.equalized, c.choice, c.float_ops);
+      const bool ok = c.search.Expected(trial, &e, c.error);
+      c.float_ops[s.op] = 0;
+      if (!ok) return false;
+      trials.push_back({s.op, Excess(e, aim), FileBytes(std::move(trial)) - base_bytes});
+    }
+    const int pick = PickFallback(trials, excess_now);
+    if (pick < 0) break;  // every operator is in float already
+    c.float_ops[pick] = 1;
+    fallen->push_back(pick);
+    if (!Refit(c)) return false;
+    Progress(c.o, fmt::format("    + {:<28} worst task's expected loss {:.2f} of its goal", c.OpName(pick),
+                              Worst(c.expected)));
+  }
+  return true;
+}
+
+// The fewest bytes: drop every fallback the aim does not need after
+// all, the one that adds most bytes first.
+bool DropUnneededFallbacks(Conversion& c, std::vector<int>* fallen) {
+  std::vector<std::pair<int64_t, int>> by_bytes;
+  for (int op : *fallen) by_bytes.push_back({c.AddedBytes(op), op});
+  std::stable_sort(by_bytes.begin(), by_bytes.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& [bytes, op] : by_bytes) {
+    if (fallen->size() <= 1) break;
+    c.float_ops[op] = 0;
+    const std::vector<double> keep = c.expected;
+    if (!Refit(c)) return false;
+    if (Worst(c.expected) <= c.goals.aim) {
+      Progress(c.o, fmt::format("    - {:<28} not needed (-{} B)", c.OpName(op), bytes));
+      fallen->erase(std::find(fallen->begin(), fallen->end(), op));
+    } else {
+      c.float_ops[op] = 1;
+      c.expected = keep;
+    }
+  }
+  return true;
+}
+
+// Float fallback: while a task's expected loss is over the aim, keep the
+// operators it is most sensitive to in float, fewest first.
+bool FloatFallback(Conversion& c) {
+  std::vector<int> failing;
+  for (size_t t = 0; t < c.expected.size(); ++t)
+    if (c.expected[t] > c.goals.aim) failing.push_back(static_cast<int>(t));
+  if (failing.empty() || !c.o.float_fallback) return true;
+  std::vector<Sensitivity> ranking;
+  std::vector<int> fallen;
+  if (!RankFallback(c, failing, &ranking) || !AddFallbacks(c, ranking, &fallen) ||
+      !DropUnneededFallbacks(c, &fallen) || !Refit(c))
+    return false;
+  for (int op : fallen) {
+    FallbackReport fr;
+    fr.name = c.OpName(op);
+    for (const Sensitivity& s : ranking)
+      if (s.op == op) fr.sensitivity = s.score;
+    fr.added_bytes = c.AddedBytes(op);
+    c.report->fallback.push_back(fr);
+  }
+  const std::vector<char> all_int8(c.f.operators.size(), 0);
+  c.report->fallback_bytes = FileBytes(c.Current()) - FileBytes(c.Quantize(c.FloatModel(), c.choice, all_int8));
+  return true;
+}
+
+// The chosen model on the fit rows, then the goals, judged on the check rows
+// by GoalMet (GoalPolicy::check_sigmas).
+bool JudgeGoals(Conversion& c) {
+  Report* report = c.report;
+  c.q = c.Current();
+  if (!FitTasks(c, c.q, &report->fit_tasks)) return false;
+  for (size_t t = 0; t < report->fit_tasks.size(); ++t) report->fit_tasks[t].expected = c.expected[t];
+  std::vector<host::TaskEvaluation> e;
+  std::vector<double> se, ex, ex_se;
+  if (!c.check_scorer.Compare(c.q, kBootstrapResamples, &e, &se, c.error) ||
+      !c.check_scorer.ExpectedWithError(c.q, kBootstrapResamples, &ex, &ex_se, c.error))
+    return false;
+  report->tasks = CompareTasks(c.check_scorer.float_metrics(), e);
+  report->goals_met = true;
+  for (size_t t = 0; t < report->tasks.size(); ++t) {
+    TaskReport& tr = report->tasks[t];
+    tr.loss_se = se[t];
+    tr.expected = ex[t];
+    tr.expected_se = ex_se[t];
+    report->goals_met = report->goals_met && GoalMet(tr, c.goals);
+  }
+  Progress(c.o, fmt::format("  check rows ({}): worst task at {:.2f} of its goal:{}", c.check.rows,
+                            Score(report->tasks, c.goals), TaskLine(report->tasks)));
+  report->evaluations = c.search.evaluations() + c.fit_scorer.evaluations() + c.check_scorer.evaluations();
+  report->calibration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.wall0).count();
+  report->calibration_cpu_seconds = CpuSeconds() - c.cpu0;
+  return true;
+}
+
+// Metadata: where it came from, how it was calibrated, what it scores.
+void WriteMetadata(Conversion& c) {
+  const Report& report = *c.report;
+  fb::ModelT& q = c.q;
   StripWeightZeroPoints(q);
   if (!q.metadata) q.metadata = std::make_unique<fb::MetadataT>();
   fb::MetadataT& md = *q.metadata;
   const std::string source_producer = md.producer;
   md.producer = fmt::format("mtan-convert {}.{}", MTAN_VERSION_MAJOR, MTAN_VERSION_MINOR);
-  SetProperty(md, "source_hash", report->source_hash);
+  SetProperty(md, "source_hash", report.source_hash);
   if (!source_producer.empty()) SetProperty(md, "source_producer", source_producer);
-  SetProperty(md, "calibration", report->method);
-  SetProperty(md, "calibration_requested", report->requested);
-  SetProperty(md, "calibration_rows", std::to_string(n));
-  SetProperty(md, "check_rows", std::to_string(check.rows));
-  SetProperty(md, "input_equalization", eq ? "per-feature" : "off");
-  SetProperty(md, "heads", o.float_heads ? "float" : "int8");
-  SetProperty(md, "bias_correction", use_corrected ? "on" : "off");
+  SetProperty(md, "calibration", report.method);
+  SetProperty(md, "calibration_requested", report.requested);
+  SetProperty(md, "calibration_rows", std::to_string(static_cast<uint32_t>(c.fit.rows)));
+  SetProperty(md, "check_rows", std::to_string(c.check.rows));
+  SetProperty(md, "input_equalization", c.space.feature_slots > 0 ? "per-feature" : "off");
+  SetProperty(md, "heads", c.o.float_heads ? "float" : "int8");
+  SetProperty(md, "bias_correction", c.use_corrected ? "on" : "off");
   {
     std::string names;
-    for (const auto& fr : report->fallback) names += (names.empty() ? "" : ",") + fr.name;
+    for (const auto& fr : report.fallback) names += (names.empty() ? "" : ",") + fr.name;
     SetProperty(md, "float_fallback", names.empty() ? "none" : names);
   }
-  SetProperty(md, "goals", report->goals_met ? "met" : "missed");
-  for (const auto& t : report->tasks) {
+  SetProperty(md, "goals", report.goals_met ? "met" : "missed");
+  for (const auto& t : report.tasks) {
     for (const auto& m : t.metrics) {
       AddMetric(md, "float/" + t.name + "/" + m.name, m.float_value);
       AddMetric(md, "int8/" + t.name + "/" + m.name, m.int8_value);
     }
   }
+}
 
-  // Golden cases, then the arena for the chosen maximum batch.
-  const uint32_t max_batch = o.max_batch ? o.max_batch : (f.max_batch ? f.max_batch : 1);
-  q.max_batch = max_batch;
-  if (!AddGoldenCases(q, fit, o, report, error)) return false;
-  std::vector<uint8_t> file = host::FinishModel(q, max_batch);
+// Golden cases, then the arena for the chosen maximum batch.
+bool FinishFile(Conversion& c) {
+  c.max_batch = c.o.max_batch ? c.o.max_batch : (c.f.max_batch ? c.f.max_batch : 1);
+  c.q.max_batch = c.max_batch;
+  if (!AddGoldenCases(c.q, c.fit, c.o, c.report, c.error)) return false;
+  c.file = host::FinishModel(c.q, c.max_batch);
   {
     RuntimeModel rt;
-    if (rt.Load(file, max_batch, MTAN_BACKEND_XNNPACK, error) != MTAN_OK) return false;
-    q.arena_bytes = rt.arena_bytes();
+    if (rt.Load(c.file, c.max_batch, MTAN_BACKEND_XNNPACK, c.error) != MTAN_OK) return false;
+    c.q.arena_bytes = rt.arena_bytes();
   }
-  file = host::FinishModel(q, max_batch);
-  // The file as written must load and pass its own self-test on both paths.
+  c.file = host::FinishModel(c.q, c.max_batch);
+  return true;
+}
+
+// The file as written must load and pass its own self-test on both paths.
+bool SelfTest(Conversion& c) {
   for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
     RuntimeModel rt;
-    mtan_status s = rt.Load(file, 0, b, error);
-    if (s == MTAN_OK && !q.golden.empty()) {
+    mtan_status s = rt.Load(c.file, 0, b, c.error);
+    if (s == MTAN_OK && !c.q.golden.empty()) {
       s = mtan_self_test(rt.get());
-      if (s != MTAN_OK) *error = host::RuntimeError(s);
+      if (s != MTAN_OK) *c.error = host::RuntimeError(s);
     }
     if (s != MTAN_OK) {
-      *error = std::string("the converted model fails on the ") +
-               (b == MTAN_BACKEND_XNNPACK ? "XNNPACK" : "reference") + " backend: " + *error;
+      *c.error = std::string("the converted model fails on the ") +
+                 (b == MTAN_BACKEND_XNNPACK ? "XNNPACK" : "reference") + " backend: " + *c.error;
       return false;
     }
   }
-  report->int8_file_bytes = file.size();
-  report->arena_bytes = q.arena_bytes;
-  report->max_batch = max_batch;
+  c.report->int8_file_bytes = c.file.size();
+  c.report->arena_bytes = c.q.arena_bytes;
+  c.report->max_batch = c.max_batch;
+  return true;
+}
 
-  Progress(o, "comparing float and int8 activations per layer");
-  {
-    std::vector<const std::vector<float>*> layer_values;
-    for (const auto& v : values) layer_values.push_back(&v);
-    std::vector<float> input_values;
-    std::map<std::string, std::string> range;
-    if (eq) {
-      // The equalized standardized input the int8 model quantizes.
-      std::vector<float> c, h;
-      equalize(choice, &c, &h);
-      input_values = values[std_t];
-      for (size_t i = 0; i < input_values.size(); ++i)
-        input_values[i] = (input_values[i] - c[i % features]) / h[i % features];
-      layer_values[std_t] = &input_values;
-      for (size_t i = 0; i < feature_slots; ++i)
-        report->input_ranges.push_back({f.inputs[i]->name, host::CalibrationMethodName(methods[choice[i]])});
-      range[f.tensors[std_t]->name] = "per feature";
-    }
-    if (!CompareLayers(f, layer_values, q, fit, &report->layers, error)) return false;
-    for (size_t k = 0; k < searched.size(); ++k)
-      range[f.tensors[searched[k]]->name] = host::CalibrationMethodName(methods[choice[feature_slots + k]]);
-    for (const auto& op : f.operators)
-      if (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::TANH)
-        range[f.tensors[op->outputs[0]]->name] = "fixed";
-    for (auto& l : report->layers)
-      if (l.dtype == "int8" && range.count(l.name)) l.range = range[l.name];
+// Float against int8 per layer (CompareLayers), with the calibration that
+// set each int8 tensor's range.
+bool ReportLayers(Conversion& c) {
+  const SearchSpace& s = c.space;
+  const fb::ModelT& f = c.f;
+  Report* report = c.report;
+  const bool eq = s.feature_slots > 0;
+  Progress(c.o, "comparing float and int8 activations per layer");
+  std::vector<const std::vector<float>*> layer_values;
+  for (const auto& v : c.values) layer_values.push_back(&v);
+  std::vector<float> input_values;
+  std::map<std::string, std::string> range;
+  if (eq) {
+    // The equalized standardized input the int8 model quantizes.
+    std::vector<float> centre, half;
+    c.Equalize(c.choice, &centre, &half);
+    input_values = c.values[s.std_t];
+    for (size_t i = 0; i < input_values.size(); ++i)
+      input_values[i] = (input_values[i] - centre[i % s.features]) / half[i % s.features];
+    layer_values[s.std_t] = &input_values;
+    for (size_t i = 0; i < s.feature_slots; ++i)
+      report->input_ranges.push_back({f.inputs[i]->name, host::CalibrationMethodName(s.methods[c.choice[i]])});
+    range[f.tensors[s.std_t]->name] = "per feature";
   }
+  if (!CompareLayers(f, layer_values, c.q, c.fit, &report->layers, c.error)) return false;
+  for (size_t k = 0; k < s.searched.size(); ++k)
+    range[f.tensors[s.searched[k]]->name] = host::CalibrationMethodName(s.methods[c.choice[s.feature_slots + k]]);
+  for (const auto& op : f.operators)
+    if (op->opcode == fb::OpCode::LOGISTIC || op->opcode == fb::OpCode::TANH)
+      range[f.tensors[op->outputs[0]]->name] = "fixed";
+  for (auto& l : report->layers)
+    if (l.dtype == "int8" && range.count(l.name)) l.range = range[l.name];
   report->input_equalization = eq;
-  report->float_heads = o.float_heads;
+  report->float_heads = c.o.float_heads;
+  return true;
+}
 
-  // Report first, then the model: a failure leaves neither behind. A model
-  // that misses a goal is written only when allowed.
-  report->written = report->goals_met || o.allow_over_goal;
+// Report first, then the model: a failure leaves neither behind. A model
+// that misses a goal is written only when allowed.
+bool WriteOutputs(Conversion& c) {
+  const Options& o = c.o;
+  c.report->written = c.report->goals_met || o.allow_over_goal;
   if (!o.report_path.empty()) {
-    const std::string json = ReportJson(*report);
-    if (!host::WriteFileAtomic(o.report_path, std::vector<uint8_t>(json.begin(), json.end()), error))
+    const std::string json = ReportJson(*c.report);
+    if (!host::WriteFileAtomic(o.report_path, std::vector<uint8_t>(json.begin(), json.end()), c.error))
       return false;
   }
-  if (report->written && !host::WriteFileAtomic(o.out_path, file, error)) {
+  if (c.report->written && !host::WriteFileAtomic(o.out_path, c.file, c.error)) {
     if (!o.report_path.empty()) std::remove(o.report_path.c_str());
     return false;
   }
   return true;
 }
 
-std::string ReportJson(const Report& r) {
-  using nlohmann::ordered_json;
-  auto num = [](double v) { return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr); };
-  auto tasks_json = [&](const std::vector<TaskReport>& tasks) {
-    ordered_json out = ordered_json::object();
-    for (const auto& t : tasks) {
-      ordered_json j;
-      j["kind"] = t.kind;
-      j["rows"] = t.rows;
-      j["metric"] = t.primary;
-      const MetricDelta* p = FindMetric(t, t.primary);
-      j["float"] = num(p ? p->float_value : NAN);
-      j["int8"] = num(p ? p->int8_value : NAN);
-      j["delta"] = num(p ? p->delta() : NAN);
-      j["goal_fraction"] = num(GoalFraction(t, r.goals));
-      if (std::isfinite(t.loss_se)) j["loss_se"] = t.loss_se;
-      if (std::isfinite(t.expected)) j["expected_goal_fraction"] = t.expected;
-      if (std::isfinite(t.expected_se)) j["expected_goal_fraction_se"] = t.expected_se;
-      j["goal_met"] = GoalMet(t, r.goals);
-      ordered_json ms = ordered_json::object();
-      for (const auto& m : t.metrics)
-        ms[m.name] = {{"float", num(m.float_value)}, {"int8", num(m.int8_value)}, {"delta", num(m.delta())}};
-      j["metrics"] = ms;
-      out[t.name] = j;
-    }
-    return out;
-  };
-  ordered_json j;
-  j["source_hash"] = r.source_hash;
-  j["calibration"] = {{"method", r.method},
-                      {"requested", r.requested},
-                      {"rows", r.calibration_rows},
-                      {"input_equalization", r.input_equalization ? "per-feature" : "off"},
-                      {"heads", r.float_heads ? "float" : "int8"},
-                      {"bias_correction", r.bias_correction},
-                      {"bias_correction_gain", num(r.bias_correction_gain)},
-                      {"seconds", r.calibration_seconds},
-                      {"cpu_seconds", r.calibration_cpu_seconds},
-                      {"evaluations", r.evaluations}};
-  ordered_json cands = ordered_json::object();
-  for (const auto& c : r.candidates)
-    cands[c.method] = {{"score", num(c.score)}, {"expected", num(c.expected)}, {"tasks", tasks_json(c.tasks)}};
-  j["calibration"]["candidates"] = cands;
-  j["goals"] = {{"auc_drop", r.goals.auc_drop},
-                {"accuracy_drop", r.goals.accuracy_drop},
-                {"nmse_ratio", r.goals.nmse_ratio},
-                {"aim", r.goals.aim},
-                {"check_rows", r.check_rows},
-                {"check_source", r.check_source},
-                {"met", r.goals_met},
-                {"written", r.written}};
-  ordered_json inputs = ordered_json::object();
-  for (const auto& [name, method] : r.input_ranges) inputs[name] = method;
-  j["calibration"]["input_ranges"] = inputs;
-  j["tasks"] = tasks_json(r.tasks);
-  j["fit_tasks"] = tasks_json(r.fit_tasks);
-  ordered_json fallback = ordered_json::array();
-  for (const auto& f : r.fallback)
-    fallback.push_back({{"name", f.name}, {"sensitivity", num(f.sensitivity)}, {"added_bytes", f.added_bytes}});
-  j["float_fallback"] = {{"layers", fallback}, {"bytes", r.fallback_bytes}};
-  ordered_json layers = ordered_json::array();
-  for (const auto& l : r.layers) {
-    ordered_json lj;
-    lj["name"] = l.name;
-    lj["dtype"] = l.dtype;
-    lj["channels"] = l.channels;
-    if (l.dtype == "int8") {
-      lj["range"] = l.range;
-      lj["scale"] = l.scale;
-      lj["zero_point"] = l.zero_point;
-      lj["clipped"] = num(l.saturated);
-    }
-    lj["cosine"] = num(l.cosine);
-    lj["relative_rmse"] = num(l.relative_rmse);
-    layers.push_back(lj);
-  }
-  j["layers"] = layers;
-  j["sizes"] = {{"float_file_bytes", r.float_file_bytes},
-                {"int8_file_bytes", r.int8_file_bytes},
-                {"int8_over_float", num(r.float_file_bytes ? static_cast<double>(r.int8_file_bytes) / r.float_file_bytes : NAN)},
-                {"arena_bytes", r.arena_bytes},
-                {"max_batch", r.max_batch}};
-  j["golden"] = {{"cases", r.golden_cases}, {"tolerances", r.golden_tolerances}};
-  return j.dump(2) + "\n";
-}
+}  // namespace
 
-std::string ReportTable(const Report& r) {
-  std::string s;
-  s += fmt::format("calibration: {} ({} requested) on {} rows, input equalization {}, {} heads, bias "
-                   "correction {}\n",
-                   r.method, r.requested, r.calibration_rows, r.input_equalization ? "per-feature" : "off",
-                   r.float_heads ? "float" : "int8", r.bias_correction ? "on" : "off");
-  if (r.fallback.empty()) {
-    s += "float fallback: none\n";
-  } else {
-    std::string names;
-    for (const auto& f : r.fallback) names += fmt::format("{}{} (+{} B)", names.empty() ? "" : ", ", f.name, f.added_bytes);
-    s += fmt::format("float fallback: {} layer(s), +{} bytes: {}\n", r.fallback.size(), r.fallback_bytes, names);
-  }
-  s += fmt::format("calibration time: {:.1f} s wall, {:.1f} s CPU, {} candidate runs\n", r.calibration_seconds,
-                   r.calibration_cpu_seconds, r.evaluations);
-  s += fmt::format("\ngoals (AUC drop <= {}, accuracy drop <= {} points, NMSE <= {}x float), judged on {} "
-                   "held-out rows ({}): {}\n",
-                   r.goals.auc_drop, 100.0 * r.goals.accuracy_drop, r.goals.nmse_ratio, r.check_rows,
-                   r.check_source, r.goals_met ? "met" : "MISSED");
-  s += "  loss: measured as a fraction of the goal (+- its standard error); expected: the loss the outputs'\n"
-       "  distortion should cost (+- its SE); a goal is met when expected + " +
-       fmt::format("{0} SE <= 1 and measured <= 1 + {0} SE\n", r.goals.check_sigmas);
-  s += fmt::format("{:<16} {:<10} {:>8} {:>10} {:>10} {:>10}  {:<16} {:>14} {:>9}\n", "task", "metric", "rows",
-                   "float", "int8", "delta", "loss (goals)", "expected", "fit rows");
-  for (const auto& t : r.tasks) {
-    const TaskReport* fit = nullptr;
-    for (const auto& ft : r.fit_tasks)
-      if (ft.name == t.name) fit = &ft;
-    for (const auto& m : t.metrics) {
-      std::string tail;
-      if (m.name == t.primary) {
-        const double g = GoalLoss(t.primary == "auc" ? fb::TaskKind::BINARY
-                                  : t.primary == "accuracy" ? fb::TaskKind::MULTICLASS
-                                                            : fb::TaskKind::REGRESSION, r.goals);
-        const std::string loss = std::isfinite(t.loss_se)
-                                     ? fmt::format("{:.2f} +- {:.2f}", GoalFraction(t, r.goals), t.loss_se / g)
-                                     : fmt::format("{:.2f}", GoalFraction(t, r.goals));
-        const std::string expected =
-            !std::isfinite(t.expected)      ? "-"
-            : std::isfinite(t.expected_se) ? fmt::format("{:.2f} +- {:.2f}", t.expected, t.expected_se)
-                                            : fmt::format("{:.2f}", t.expected);
-        tail = fmt::format("  {:<16} {:>14} {:>9}{}", loss, expected,
-                           fit && std::isfinite(fit->expected) ? fmt::format("{:.2f}", fit->expected) : "-",
-                           GoalMet(t, r.goals) ? "" : "  OVER GOAL");
-      }
-      s += fmt::format("{:<16} {:<10} {:>8} {:>10.5f} {:>10.5f} {:>+10.5f}{}\n", t.name, m.name, t.rows,
-                       m.float_value, m.int8_value, m.delta(), tail);
-    }
-  }
-  s += fmt::format("\n{:<36} {:>7} {:>18} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "layer", "dtype", "range",
-                   "chan", "scale", "cosine", "rel.rmse", "clip%");
-  for (const auto& l : r.layers) {
-    s += fmt::format("{:<36} {:>7} {:>18} {:>6} {:>10} {:>9.6f} {:>9.5f} {:>7}\n", l.name, l.dtype,
-                     l.dtype == "int8" ? l.range : "-", l.channels,
-                     l.dtype == "int8" ? fmt::format("{:.3g}", l.scale) : "-", l.cosine, l.relative_rmse,
-                     l.dtype == "int8" ? fmt::format("{:.3f}", 100.0 * l.saturated) : "-");
-  }
-  s += fmt::format("\nsizes: float file {} bytes, int8 file {} bytes ({:.3f}x), arena {} bytes at "
-                   "max batch {}\n",
-                   r.float_file_bytes, r.int8_file_bytes,
-                   r.float_file_bytes ? static_cast<double>(r.int8_file_bytes) / r.float_file_bytes : 0.0,
-                   r.arena_bytes, r.max_batch);
-  s += fmt::format("golden cases: {}\n", r.golden_cases);
-  return s;
+bool Convert(const Options& o, Report* report, std::string* error) {
+  *report = Report{};
+  report->goals = o.goals;
+  if (!CheckGoals(o.goals, error)) return false;
+  Conversion c(o, report, error);
+  // The float model and its rows, then every activation on the fit rows.
+  if (!LoadModel(c) || !LoadRows(c) || !CollectFloatActivations(c) || !InitScorers(c)) return false;
+  // The int8 model: ranges, biases, the layers kept in float.
+  BuildSearchSpace(c);
+  if (!ChooseRanges(c) || !ApplyBiasCorrection(c) || !FloatFallback(c)) return false;
+  // Judged against the goals, then made into a file that tests itself.
+  if (!JudgeGoals(c)) return false;
+  WriteMetadata(c);
+  if (!FinishFile(c) || !SelfTest(c) || !ReportLayers(c)) return false;
+  return WriteOutputs(c);
 }
 
 }  // namespace mtan::convert

@@ -162,6 +162,8 @@ struct Report {
 // (report->written). The JSON report is written either way.
 bool Convert(const Options& options, Report* report, std::string* error);
 
+// The metric `name` of `task`; nullptr if the task has none by that name.
+const MetricDelta* FindMetric(const TaskReport& task, const std::string& name);
 // How far int8 fell short of float on the task's primary metric, as a
 // fraction of the policy's goal: <= 1 meets the goal. NaN metrics count as 0.
 double GoalFraction(const TaskReport& task, const GoalPolicy& goals);
