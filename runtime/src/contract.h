@@ -17,8 +17,10 @@ inline constexpr uint32_t DTypeBytes(fb::DType d) {
 }
 
 // Values per row of an activation: the product of its per-row shape (rank 1
-// to MTAN_MAX_RANK - 1). `Shape` is a flatbuffers::Vector<int32_t> (runtime)
-// or a std::vector<int32_t> (writer); dimensions were checked to be >= 1.
+// to MTAN_MAX_RANK - 1); dimensions were checked to be >= 1. A template so
+// that writer and reader share one formula: the runtime instantiates it only
+// on the file's flatbuffers::Vector<int32_t> (read in place: no allocation,
+// nothing thrown); the host writer calls it on its object-API shape vector.
 template <typename Shape>
 inline uint64_t RowElements(const Shape& shape) {
   uint64_t n = 1;
