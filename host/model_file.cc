@@ -60,8 +60,12 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
       if (need[o]) task->plan.push_back(static_cast<uint32_t>(o));
     LifetimeTaskOutput(&life.at(task->output), n_ops);
   }
-  // The memory plan, per row: every activation an operator writes (the
-  // model input is the caller's rows).
+  // The memory plan, per row: every activation an operator writes and every
+  // tensor input (the dense model input is the caller's rows).
+  std::vector<char> is_tensor_input(n_t, 0);
+  for (const auto& in : m.tensor_inputs) is_tensor_input.at(in->tensor) = 1;
+  for (int t = 0; t < n_t; ++t)
+    if (is_tensor_input[t]) life[t] = TensorInputLifetime(life[t].last);
   GreedyMemoryPlanner greedy;
   LinearMemoryPlanner linear;
   MemoryPlanner& planner = reuse_memory ? static_cast<MemoryPlanner&>(greedy) : linear;
@@ -106,12 +110,25 @@ int TaskOutputSize(const fb::ModelT& model, const fb::TaskT& task) {
   return model.tensors.at(task.output)->shape.at(0);
 }
 
+size_t TensorInputRowBytes(const fb::ModelT& model) {
+  size_t bytes = 0;
+  for (const auto& in : model.tensor_inputs) {
+    const fb::TensorT& t = *model.tensors.at(in->tensor);
+    bytes += static_cast<size_t>(RowElements(t)) * DTypeBytes(t.dtype);
+  }
+  return bytes;
+}
+
 namespace {
-bool GoldenRowsMatch(const fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
-                     std::string* error) {
-  if (rows.size() == static_cast<size_t>(n) * model.inputs.size()) return true;
-  *error = "golden case: " + std::to_string(rows.size()) + " values are not " + std::to_string(n) +
-           " rows of " + std::to_string(model.inputs.size()) + " inputs";
+bool GoldenRowsMatch(const fb::ModelT& model, const std::vector<float>& rows,
+                     const std::vector<uint8_t>& tensor_input, uint32_t n, std::string* error) {
+  if (rows.size() == static_cast<size_t>(n) * model.inputs.size() &&
+      tensor_input.size() == n * TensorInputRowBytes(model))
+    return true;
+  *error = "golden case: " + std::to_string(rows.size()) + " values and " +
+           std::to_string(tensor_input.size()) + " tensor input bytes are not " +
+           std::to_string(n) + " rows of " + std::to_string(model.inputs.size()) + " inputs and " +
+           std::to_string(TensorInputRowBytes(model)) + " bytes";
   return false;
 }
 }  // namespace
@@ -124,9 +141,9 @@ size_t OutputsPerRow(const fb::ModelT& model) {
 
 bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
                    const std::vector<float>& outputs, const std::vector<float>& tolerances,
-                   std::string* error) {
+                   std::string* error, const std::vector<uint8_t>& tensor_input) {
   const size_t per_row = OutputsPerRow(model);
-  if (!GoldenRowsMatch(model, rows, n, error)) return false;
+  if (!GoldenRowsMatch(model, rows, tensor_input, n, error)) return false;
   if (outputs.size() != static_cast<size_t>(n) * per_row || tolerances.size() != per_row) {
     *error = "golden case: " + std::to_string(outputs.size()) + " outputs and " +
              std::to_string(tolerances.size()) + " tolerances for " + std::to_string(n) +
@@ -148,22 +165,9 @@ bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n
   g->output = outputs;
   g->tolerance = largest;
   g->tolerances = tolerances;
+  g->tensor_input = tensor_input;
   model.golden.push_back(std::move(g));
   return true;
-}
-
-bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n, float tolerance,
-                   std::string* error) {
-  if (!GoldenRowsMatch(model, rows, n, error)) return false;
-  RuntimeModel rt;
-  std::vector<float> out;
-  // The reference kernels are the oracle for the expected outputs.
-  if (rt.Load(FinishModel(model, model.max_batch ? model.max_batch : 1), n, MTAN_BACKEND_REFERENCE,
-              error) != MTAN_OK ||
-      rt.Run(rows.data(), n, MTAN_ALL_TASKS, &out, error) != MTAN_OK)
-    return false;
-  return AddGoldenCase(model, rows, n, out, std::vector<float>(OutputsPerRow(model), tolerance),
-                       error);
 }
 
 }  // namespace mtan::host

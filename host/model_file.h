@@ -34,14 +34,15 @@ uint64_t Checksum64(const uint8_t* data, size_t n);
 // every task's output size), each in that output's units: mtan_self_test
 // compares output k of every row within tolerances[k]. The case's scalar
 // `tolerance` (read by format-1.0 runtimes) gets the largest. False with a
-// message on mismatched sizes or a negative or non-finite tolerance.
+// message on mismatched sizes or a negative or non-finite tolerance. A model
+// with tensor inputs takes their rows in `tensor_input` (each tensor input's
+// n rows in turn, as RuntimeModel::Run takes them).
 bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
                    const std::vector<float>& outputs, const std::vector<float>& tolerances,
-                   std::string* error);
-// The same with the outputs computed here by the reference kernels and one
-// tolerance for every output (float models: rounding noise only).
-bool AddGoldenCase(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
-                   float tolerance, std::string* error);
+                   std::string* error, const std::vector<uint8_t>& tensor_input = {});
+
+// Bytes of one row of all tensor inputs together, as the caller passes them.
+size_t TensorInputRowBytes(const fb::ModelT& model);
 
 // Floats per row of an all-task run of `model`: the sum of every task's
 // output size.

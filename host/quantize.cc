@@ -98,7 +98,9 @@ bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>&
       return false;
     for (uint32_t t = 0; t < tensors; ++t) {
       mtan_tensor_desc d;
-      if (mtan_tensor_get(rt.get(), t, &d) != MTAN_OK || d.data == nullptr) continue;
+      if (mtan_tensor_get(rt.get(), t, &d) != MTAN_OK || d.data == nullptr ||
+          d.dtype != MTAN_DTYPE_FLOAT32)
+        continue;
       const float* p = static_cast<const float*>(d.data);
       if (r0 == 0) (*values)[t].reserve(static_cast<size_t>(n) * d.channels);
       (*values)[t].insert((*values)[t].end(), p, p + static_cast<size_t>(b) * d.channels);
@@ -193,6 +195,7 @@ QuantizeRule RuleFor(fb::OpCode code) {
     case fb::OpCode::SOFTMAX: return {true, -1};
     case fb::OpCode::CONCAT: return {false, -1};  // each input keeps its own scale
     case fb::OpCode::RESHAPE: return {false, -1, true};  // the same values, relabelled
+    case fb::OpCode::EMBEDDING_BAG: return {true, 0};  // int64 ids and a float table (int8: issue 15)
     case fb::OpCode::DEQUANTIZE: break;  // only int8 models have one
   }
   throw std::invalid_argument(std::string("no quantize rule for operator ") +
@@ -229,7 +232,8 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
     fb::GetModel(fbb.GetBufferPointer())->UnPackTo(&m);
   }
   for (const auto& t : m.tensors)
-    if (t->dtype != fb::DType::FLOAT32) throw std::invalid_argument("model is already quantized");
+    if (t->dtype == fb::DType::INT8 || t->dtype == fb::DType::INT32)
+      throw std::invalid_argument("model is already quantized");
   if (ranges.size() != m.tensors.size()) throw std::invalid_argument("one range per tensor needed");
   const size_t n_ops = m.operators.size();
   if (!options.float_ops.empty() && options.float_ops.size() != n_ops)

@@ -55,16 +55,41 @@ void RuntimeModel::Unload() {
 }
 
 mtan_status RuntimeModel::Run(const float* rows, uint32_t n, int32_t task, std::vector<float>* out,
-                              std::string* error) {
-  uint32_t per_row = 0, inputs = 0;
+                              std::string* error, const std::vector<uint8_t>& tensor_input) {
+  uint32_t per_row = 0, inputs = 0, tensor_inputs = 0;
   mtan_status s = mtan_output_size(model_, task, &per_row);
   if (s == MTAN_OK) s = mtan_input_count(model_, &inputs);
+  if (s == MTAN_OK) s = mtan_tensor_input_count(model_, &tensor_inputs);
+  // Where each tensor input's rows start in `tensor_input` (the golden layout).
+  std::vector<size_t> start(tensor_inputs), row_bytes(tensor_inputs);
+  size_t total = 0;
+  for (uint32_t j = 0; s == MTAN_OK && j < tensor_inputs; ++j) {
+    mtan_input_info info;
+    s = mtan_tensor_input_info(model_, j, &info);
+    start[j] = total;
+    row_bytes[j] = info.row_bytes;
+    total += static_cast<size_t>(n) * info.row_bytes;
+  }
+  if (s == MTAN_OK && total != tensor_input.size()) {
+    if (error != nullptr && tensor_input.empty()) {
+      mtan_input_info first;
+      mtan_tensor_input_info(model_, 0, &first);
+      *error = "the model takes " + std::to_string(tensor_inputs) + " tensor input(s) beside the "
+               "features (the first is '" + first.name + "'), and none were given";
+    } else if (error != nullptr) {
+      *error = "tensor inputs: " + std::to_string(tensor_input.size()) + " bytes for " +
+               std::to_string(n) + " rows that need " + std::to_string(total);
+    }
+    return MTAN_ERROR_INVALID_ARGUMENT;
+  }
   out->assign(static_cast<size_t>(n) * per_row, 0.0f);
+  std::vector<const void*> chunk(tensor_inputs);
   for (uint32_t r0 = 0; s == MTAN_OK && r0 < n; r0 += max_batch_) {
     const uint32_t b = std::min(max_batch_, n - r0);
-    s = mtan_run(model_, rows + static_cast<size_t>(r0) * inputs, b, task,
-                 out->data() + static_cast<size_t>(r0) * per_row, static_cast<size_t>(b) * per_row,
-                 nullptr);
+    for (uint32_t j = 0; j < tensor_inputs; ++j) chunk[j] = tensor_input.data() + start[j] + r0 * row_bytes[j];
+    s = mtan_run_inputs(model_, rows + static_cast<size_t>(r0) * inputs, chunk.data(), tensor_inputs,
+                        b, task, out->data() + static_cast<size_t>(r0) * per_row,
+                        static_cast<size_t>(b) * per_row, nullptr);
   }
   if (s != MTAN_OK && error != nullptr) *error = RuntimeError(s);
   return s;

@@ -41,9 +41,11 @@ class RuntimeModel {
   mtan_status Load(const std::vector<uint8_t>& file, uint32_t max_batch, mtan_backend backend,
                    std::string* error);
   void Unload();
-  // Runs n rows (any n: split into max_batch chunks) into *out.
+  // Runs n rows (any n: split into max_batch chunks) into *out. A model with
+  // tensor inputs takes their rows in `tensor_input`, laid out as a golden
+  // case's: each tensor input's n rows in turn.
   mtan_status Run(const float* rows, uint32_t n, int32_t task, std::vector<float>* out,
-                  std::string* error);
+                  std::string* error, const std::vector<uint8_t>& tensor_input = {});
   mtan_model* get() const { return model_; }
   size_t arena_bytes() const { return arena_bytes_; }
   uint32_t max_batch() const { return max_batch_; }

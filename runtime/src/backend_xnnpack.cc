@@ -127,9 +127,10 @@ mtan_status XnnpackCreate(OpState* op, XnnArena* arena, const char* name) {
 
 mtan_status XnnpackRun(OpState* op, uint32_t batch, void* threadpool) {
   xnn_operator_t x = static_cast<xnn_operator_t>(op->xnn_op);
+  const OpRegistration* reg = FindOp(op->code);
+  if (reg->xnn_uses_pool != nullptr && !reg->xnn_uses_pool(*op)) threadpool = nullptr;
   pthreadpool_t pool = static_cast<pthreadpool_t>(threadpool);
   if (op->setup_batch != batch || op->setup_pool != threadpool) {
-    const OpRegistration* reg = FindOp(op->code);
     const xnn_status s = reg->xnn_setup != nullptr
                              ? static_cast<xnn_status>(reg->xnn_setup(*op, x, batch, threadpool))
                              : xnn_status_invalid_parameter;

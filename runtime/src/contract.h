@@ -13,7 +13,10 @@ namespace mtan {
 
 // Bytes of one element of `d` (0 for a value outside the enum).
 inline constexpr uint32_t DTypeBytes(fb::DType d) {
-  return d == fb::DType::INT8 ? 1 : (d == fb::DType::FLOAT32 || d == fb::DType::INT32) ? 4 : 0;
+  return d == fb::DType::INT8                                ? 1
+         : (d == fb::DType::FLOAT32 || d == fb::DType::INT32) ? 4
+         : d == fb::DType::INT64                              ? 8
+                                                              : 0;
 }
 
 // Values per row of an activation: the product of its per-row shape (rank 1
@@ -63,8 +66,9 @@ inline constexpr uint64_t AccumulatorBound(uint64_t sum_abs_weights, uint64_t ab
 // Tensor lifetimes, in operator indices: an activation lives from the
 // operator writing it to the last operator reading it; a task output lives
 // to the end of a run (index = number of operators). The model input is the
-// caller's rows and is not planned. Two activations whose lifetimes overlap
-// never share arena bytes.
+// caller's rows and is not planned; a tensor input is copied into the arena
+// before operator 0 and lives from 0 to its last reader. Two activations
+// whose lifetimes overlap never share arena bytes.
 struct Lifetime {
   int32_t first = -1;  // the producer (-1: none)
   int32_t last = -1;
@@ -77,6 +81,9 @@ inline void LifetimeRead(Lifetime* l, int32_t op) {
   if (l->last < op) l->last = op;
 }
 inline void LifetimeTaskOutput(Lifetime* l, int32_t num_ops) { l->last = num_ops; }
+inline Lifetime TensorInputLifetime(int32_t last_reader) {
+  return Lifetime{0, last_reader > 0 ? last_reader : 0};
+}
 inline bool LiveTogether(const Lifetime& a, const Lifetime& b) {
   return a.first <= b.last && b.first <= a.last;
 }

@@ -34,7 +34,7 @@ inline uint64_t AlignUp64(uint64_t n) { return (n + kArenaAlignment - 1) / kAren
 // A verified model file: the FlatBuffer plus the facts sizing needs.
 struct ModelView {
   const fb::Model* fb = nullptr;
-  uint32_t num_tensors = 0, num_ops = 0, num_tasks = 0, num_inputs = 0;
+  uint32_t num_tensors = 0, num_ops = 0, num_tasks = 0, num_inputs = 0, num_tensor_inputs = 0;
   uint32_t output_floats_all = 0;  // floats per row of an all-tasks run
   uint32_t max_golden_rows = 0;
 };
@@ -65,6 +65,7 @@ struct mtan_model {
   size_t arena_used;
   uint32_t max_batch;
   uint32_t num_inputs;
+  uint32_t num_tensor_inputs;
   uint32_t num_ops;
   uint32_t num_tasks;
   uint32_t output_floats_all;

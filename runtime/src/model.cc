@@ -175,6 +175,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     model->arena_used = static_cast<size_t>(c.used);
     model->max_batch = max_batch;
     model->num_inputs = v.num_inputs;
+    model->num_tensor_inputs = v.num_tensor_inputs;
     model->num_ops = v.num_ops;
     model->num_tasks = v.num_tasks;
     model->output_floats_all = v.output_floats_all;
@@ -280,9 +281,46 @@ mtan_status BusyError() {
                   "model serves one thread at a time)");
 }
 
-// mtan_run's work, for a model the caller has claimed.
-mtan_status RunClaimed(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
-                       float* output, size_t output_floats, void* threadpool) {
+const fb::Tensor* TensorInput(const mtan_model* model, uint32_t j) {
+  return TensorAt(model->fb, model->fb->tensor_inputs()->Get(j)->tensor());
+}
+
+// Bytes of one row of tensor input j, as the caller passes it (and as the
+// memory plan holds it: int64 rows are a multiple of 4 bytes).
+size_t TensorInputRowBytes(const mtan_model* model, uint32_t j) {
+  const fb::Tensor* t = TensorInput(model, j);
+  return static_cast<size_t>(RowElements(*t->shape())) * DTypeBytes(t->dtype());
+}
+
+// Copies the caller's tensor inputs into their planned arena bytes.
+mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint32_t count,
+                             uint32_t batch) {
+  if (count != model->num_tensor_inputs) {
+    if (model->num_tensor_inputs == 0)
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "%u tensor inputs given; this model takes none",
+                      count);
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "%u tensor inputs given; this model takes %u "
+                    "(the first is '%s'): call mtan_run_inputs with all of them", count,
+                    model->num_tensor_inputs,
+                    model->fb->tensor_inputs()->Get(0)->name()->c_str());
+  }
+  if (count != 0 && inputs == nullptr)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor_inputs is NULL");
+  for (uint32_t j = 0; j < count; ++j) {
+    if (inputs[j] == nullptr)
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor input %u '%s' is NULL", j,
+                      model->fb->tensor_inputs()->Get(j)->name()->c_str());
+    uint8_t* dst = model->activations +
+                   static_cast<size_t>(TensorInput(model, j)->arena_offset()) * model->max_batch;
+    memcpy(dst, inputs[j], TensorInputRowBytes(model, j) * batch);
+  }
+  return MTAN_OK;
+}
+
+// mtan_run_inputs' work, for a model the caller has claimed.
+mtan_status RunClaimed(mtan_model* model, const float* rows, const void* const* tensor_inputs,
+                       uint32_t tensor_input_count, uint32_t batch, int32_t task, float* output,
+                       size_t output_floats, void* threadpool) {
   if (rows == nullptr || output == nullptr)
     return SetError(MTAN_ERROR_INVALID_ARGUMENT, "rows or output is NULL");
   if (batch == 0 || batch > model->max_batch)
@@ -293,6 +331,7 @@ mtan_status RunClaimed(mtan_model* model, const float* rows, uint32_t batch, int
   if (static_cast<uint64_t>(output_floats) < static_cast<uint64_t>(batch) * per_row)
     return SetError(MTAN_ERROR_OUTPUT_TOO_SMALL, "output holds %zu floats, %u rows need %llu",
                     output_floats, batch, static_cast<unsigned long long>(batch) * per_row);
+  MTAN_RETURN_IF_ERROR(CopyTensorInputs(model, tensor_inputs, tensor_input_count, batch));
   if (task == MTAN_ALL_TASKS) {
     MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, nullptr, model->num_ops, threadpool));
     for (uint32_t k = 0; k < model->num_tasks; ++k)
@@ -460,7 +499,39 @@ mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32
   MTAN_CHECK_MODEL(model);
   ModelClaim claim(model);
   if (!claim.claimed) return BusyError();
-  return RunClaimed(model, rows, batch, task, output, output_floats, threadpool);
+  return RunClaimed(model, rows, nullptr, 0, batch, task, output, output_floats, threadpool);
+}
+
+mtan_status mtan_run_inputs(mtan_model* model, const float* rows, const void* const* tensor_inputs,
+                            uint32_t tensor_input_count, uint32_t batch, int32_t task,
+                            float* output, size_t output_floats, void* threadpool) {
+  MTAN_CHECK_MODEL(model);
+  ModelClaim claim(model);
+  if (!claim.claimed) return BusyError();
+  return RunClaimed(model, rows, tensor_inputs, tensor_input_count, batch, task, output,
+                    output_floats, threadpool);
+}
+
+mtan_status mtan_tensor_input_count(const mtan_model* model, uint32_t* count_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!count_out) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "count_out is NULL");
+  *count_out = model->num_tensor_inputs;
+  return MTAN_OK;
+}
+
+mtan_status mtan_tensor_input_info(const mtan_model* model, uint32_t index, mtan_input_info* info_out) {
+  MTAN_CHECK_MODEL(model);
+  if (!info_out || index >= model->num_tensor_inputs)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor input %u out of range (%u tensor inputs)",
+                    index, model->num_tensor_inputs);
+  const fb::Tensor* t = TensorInput(model, index);
+  info_out->name = model->fb->tensor_inputs()->Get(index)->name()->c_str();
+  info_out->dtype = static_cast<uint32_t>(t->dtype());
+  info_out->rank = t->shape()->size();
+  for (uint32_t d = 0; d < MTAN_MAX_RANK; ++d)
+    info_out->shape[d] = d < info_out->rank ? static_cast<uint32_t>(t->shape()->Get(d)) : 0;
+  info_out->row_bytes = static_cast<uint32_t>(TensorInputRowBytes(model, index));
+  return MTAN_OK;
 }
 
 mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out) {
@@ -478,7 +549,8 @@ mtan_status mtan_tensor_get(const mtan_model* model, uint32_t tensor, mtan_tenso
   desc_out->name = NameOf(t);
   static_assert(MTAN_DTYPE_FLOAT32 == static_cast<int>(fb::DType::FLOAT32) &&
                     MTAN_DTYPE_INT8 == static_cast<int>(fb::DType::INT8) &&
-                    MTAN_DTYPE_INT32 == static_cast<int>(fb::DType::INT32),
+                    MTAN_DTYPE_INT32 == static_cast<int>(fb::DType::INT32) &&
+                    MTAN_DTYPE_INT64 == static_cast<int>(fb::DType::INT64),
                 "mtan_dtype mirrors the schema's DType");
   desc_out->dtype = static_cast<uint32_t>(t->dtype());
   desc_out->channels = static_cast<uint32_t>(RowElements(*t->shape()));
@@ -510,9 +582,17 @@ mtan_status mtan_self_test(mtan_model* model) {
     const bool per_output = tols != nullptr && tols->size() != 0;
     for (uint32_t r0 = 0; r0 < gc->rows(); r0 += model->max_batch) {
       const uint32_t n = gc->rows() - r0 < model->max_batch ? gc->rows() - r0 : model->max_batch;
+      // Tensor input j's rows follow those of inputs 0..j-1 (all rows each).
+      const void* ids[MTAN_MAX_TENSOR_INPUTS];
+      const uint8_t* at = gc->tensor_input() ? gc->tensor_input()->data() : nullptr;
+      for (uint32_t j = 0; j < model->num_tensor_inputs; ++j) {
+        ids[j] = at + TensorInputRowBytes(model, j) * r0;
+        at += TensorInputRowBytes(model, j) * gc->rows();
+      }
       MTAN_RETURN_IF_ERROR(RunClaimed(model, gc->input()->data() + static_cast<size_t>(r0) * model->num_inputs,
-                                      n, MTAN_ALL_TASKS, model->golden_scratch,
-                                      static_cast<size_t>(n) * per_row, nullptr));
+                                      ids, model->num_tensor_inputs, n, MTAN_ALL_TASKS,
+                                      model->golden_scratch, static_cast<size_t>(n) * per_row,
+                                      nullptr));
       for (uint32_t i = 0; i < n * per_row; ++i) {
         const float got = model->golden_scratch[i];
         const float want = gc->output()->Get(static_cast<size_t>(r0) * per_row + i);

@@ -53,6 +53,7 @@ extern "C" const char* mtan_status_string(mtan_status status) {
     MTAN_CASE(MTAN_ERROR_NO_GOLDEN_CASES)
     MTAN_CASE(MTAN_ERROR_BUSY)
     MTAN_CASE(MTAN_ERROR_NAME)
+    MTAN_CASE(MTAN_ERROR_INPUT_ID)
 #undef MTAN_CASE
   }
   return "MTAN_ERROR_UNKNOWN";

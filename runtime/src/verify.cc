@@ -33,6 +33,7 @@ const char* DTypeName(fb::DType d) {
     case fb::DType::FLOAT32: return "float32";
     case fb::DType::INT8: return "int8";
     case fb::DType::INT32: return "int32";
+    case fb::DType::INT64: return "int64";
   }
   return "unknown";
 }
@@ -99,6 +100,8 @@ struct Checker : VerifyContext {
   int16_t last_use[MTAN_MAX_TENSORS];
   // Scratch marks: tensors in a task's plan; checked weights and biases.
   uint8_t mark[MTAN_MAX_TENSORS];
+  // 1 for the tensors of Model.tensor_inputs.
+  uint8_t is_tensor_input[MTAN_MAX_TENSORS];
   // same_data (VerifyContext) points into same_data_storage: for constants,
   // the first tensor holding the same data (buffer, dtype and shape), so
   // that checks and statistics of shared data run once. bound points into
@@ -112,12 +115,56 @@ struct Checker : VerifyContext {
   int16_t same_data_storage[MTAN_MAX_TENSORS];
   int16_t bound_storage[MTAN_MAX_TENSORS];
 
+  // Model.tensor_inputs: names valid and unique among all inputs, each an
+  // existing tensor, listed once (its dtype and shape: CheckTensor).
+  mtan_status CheckTensorInputs() {
+    memset(is_tensor_input, 0, sizeof(is_tensor_input));
+    const auto* list = m->tensor_inputs();
+    if (list == nullptr) return MTAN_OK;
+    if (list->size() > MTAN_MAX_TENSOR_INPUTS)
+      return SetError(MTAN_ERROR_LIMIT, "%u tensor inputs (limit %d)", list->size(),
+                      MTAN_MAX_TENSOR_INPUTS);
+    for (uint32_t j = 0; j < list->size(); ++j) {
+      const fb::TensorInput* in = list->Get(j);
+      if (const char* problem = NameProblem(in->name()))
+        return SetError(MTAN_ERROR_NAME, "tensor input %u: name %s", j, problem);
+      for (uint32_t i = 0; i < m->inputs()->size(); ++i)
+        if (SameName(in->name(), m->inputs()->Get(i)->name()))
+          return SetError(MTAN_ERROR_NAME, "tensor input %u and input %u are both named '%s'", j,
+                          i, in->name()->c_str());
+      for (uint32_t i = 0; i < j; ++i)
+        if (SameName(in->name(), list->Get(i)->name()))
+          return SetError(MTAN_ERROR_NAME, "tensor inputs %u and %u are both named '%s'", i, j,
+                          in->name()->c_str());
+      const int32_t t = in->tensor();
+      if (t < 0 || static_cast<uint32_t>(t) >= num_tensors)
+        return SetError(MTAN_ERROR_INDEX, "tensor input '%s': tensor %d out of range (%u tensors)",
+                        in->name()->c_str(), t, num_tensors);
+      if (is_tensor_input[t] || t == m->input_tensor())
+        return SetError(MTAN_ERROR_GRAPH, "tensor input '%s': tensor %d '%s' is already a model "
+                        "input", in->name()->c_str(), t, TensorName(m, t));
+      is_tensor_input[t] = 1;
+    }
+    return MTAN_OK;
+  }
+
+  // The caller's values: the dense rows or a tensor input.
+  bool IsModelInput(int32_t t) const {
+    return t == m->input_tensor() || is_tensor_input[t];
+  }
+
   mtan_status CheckTensor(uint32_t i) {
     const fb::Tensor* t = T(i);
     const char* name = TensorName(m, i);
     if (t->dtype() < fb::DType::MIN || t->dtype() > fb::DType::MAX)
       return SetError(MTAN_ERROR_OPERATOR, "tensor %u '%s': unknown dtype %d", i, name,
                       static_cast<int>(t->dtype()));
+    // Ids come only from the caller; a tensor input is an int64 activation.
+    if ((t->dtype() == fb::DType::INT64) != static_cast<bool>(is_tensor_input[i]) ||
+        (is_tensor_input[i] && t->buffer() != 0))
+      return SetError(MTAN_ERROR_OPERATOR, "tensor %u '%s': %s", i, name,
+                      is_tensor_input[i] ? "a tensor input must be an int64 activation"
+                                         : "int64 is for tensor inputs only");
     const auto* shape = t->shape();
     if (shape == nullptr || shape->size() == 0 || shape->size() > MTAN_MAX_RANK)
       return SetError(MTAN_ERROR_SHAPE, "tensor %u '%s': rank %u is not 1..%d", i, name,
@@ -327,9 +374,12 @@ struct Checker : VerifyContext {
       if (t < 0 || static_cast<uint32_t>(t) >= num_tensors)
         return SetError(MTAN_ERROR_INDEX, "operator %u: input %u is tensor %d, out of range "
                         "(%u tensors)", o, k, t, num_tensors);
-      if (IsActivation(t) && t != m->input_tensor() && producer[t] < 0)
+      if (IsActivation(t) && !IsModelInput(t) && producer[t] < 0)
         return SetError(MTAN_ERROR_GRAPH, "operator %u reads tensor %d '%s' before any operator "
                         "writes it (cycle or out of order)", o, t, TensorName(m, t));
+      if (T(t)->dtype() == fb::DType::INT64 && !reg->reads_ids)
+        return SetError(MTAN_ERROR_OPERATOR, "operator %u (%s) reads the int64 ids '%s'; only "
+                        "EMBEDDING_BAG may", o, fb::EnumNameOpCode(op->opcode()), TensorName(m, t));
       // The model input is the caller's rows, not arena bytes (its offset is
       // not checked): only QUANTIZE, which reads the rows, may take it.
       if (t == m->input_tensor() && !reg->reads_model_input)
@@ -339,9 +389,9 @@ struct Checker : VerifyContext {
     const int32_t out = outs->Get(0);
     if (out < 0 || static_cast<uint32_t>(out) >= num_tensors)
       return SetError(MTAN_ERROR_INDEX, "operator %u: output is tensor %d, out of range", o, out);
-    if (!IsActivation(out) || out == m->input_tensor())
+    if (!IsActivation(out) || IsModelInput(out))
       return SetError(MTAN_ERROR_GRAPH, "operator %u writes tensor %d '%s', which is a constant "
-                      "or the model input", o, out, TensorName(m, out));
+                      "or a model input", o, out, TensorName(m, out));
     if (producer[out] >= 0)
       return SetError(MTAN_ERROR_GRAPH, "tensor %d '%s' is written by operators %d and %u", out,
                       TensorName(m, out), producer[out], o);
@@ -423,7 +473,7 @@ struct Checker : VerifyContext {
       const fb::Operator* op = m->operators()->Get(o);
       for (uint32_t j = 0; j < op->inputs()->size(); ++j) {
         const int32_t t = op->inputs()->Get(j);
-        if (IsActivation(t) && t != m->input_tensor() && !in_plan[t])
+        if (IsActivation(t) && !IsModelInput(t) && !in_plan[t])
           return SetError(MTAN_ERROR_TASK, "task '%s': plan runs operator %u without the operator "
                           "writing its input '%s'", name, o, TensorName(m, t));
       }
@@ -435,18 +485,26 @@ struct Checker : VerifyContext {
     return MTAN_OK;
   }
 
+  // An activation's lifetime (contract.h): false for the dense rows, which
+  // have no arena bytes, and for tensors nothing writes.
+  bool PlannedLifetime(uint32_t t, Lifetime* l) const {
+    if (is_tensor_input[t]) return *l = TensorInputLifetime(last_use[t]), true;
+    if (producer[t] < 0) return false;
+    return *l = Lifetime{producer[t], last_use[t]}, true;
+  }
+
   // Live activations must not share bytes. The model input is the caller's
   // rows and has no arena bytes; task outputs live to the end of a run.
   mtan_status CheckMemoryPlan() {
     const int16_t end = static_cast<int16_t>(m->operators()->size());
     for (uint32_t k = 0; k < m->tasks()->size(); ++k) last_use[m->tasks()->Get(k)->output()] = end;
     for (uint32_t a = 0; a < num_tensors; ++a) {
-      if (producer[a] < 0) continue;
+      Lifetime la, lb;
+      if (!PlannedLifetime(a, &la)) continue;
       const uint64_t a0 = T(a)->arena_offset(), a1 = a0 + RowBytes(T(a));
       for (uint32_t b = a + 1; b < num_tensors; ++b) {
-        if (producer[b] < 0) continue;
-        const bool live_together =
-            LiveTogether(Lifetime{producer[a], last_use[a]}, Lifetime{producer[b], last_use[b]});
+        if (!PlannedLifetime(b, &lb)) continue;
+        const bool live_together = LiveTogether(la, lb);
         const uint64_t b0 = T(b)->arena_offset(), b1 = b0 + RowBytes(T(b));
         if (live_together && a0 < b1 && b0 < a1)
           return SetError(MTAN_ERROR_MEMORY_PLAN, "tensors '%s' and '%s' are live together but "
@@ -520,7 +578,7 @@ double VerifyContext::ConstantBound(uint32_t i) {
 
 namespace {
 
-Checker g_checker;  // ~44 KB, guarded by the load lock
+Checker g_checker;  // ~48 KB, guarded by the load lock
 
 }  // namespace
 
@@ -596,8 +654,13 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   c.bound = c.bound_storage;
   memset(c.producer, 0xff, sizeof(c.producer));
   memset(c.last_use, 0xff, sizeof(c.last_use));
+  MTAN_RETURN_IF_ERROR(c.CheckTensorInputs());
   for (uint32_t t = 0; t < nt; ++t) c.bound[t] = kNoBound;
   for (uint32_t t = 0; t < nt; ++t) MTAN_RETURN_IF_ERROR(c.CheckTensor(t));
+  // Bytes per row of all tensor inputs (shapes are checked now).
+  uint64_t tensor_input_row_bytes = 0;
+  for (uint32_t j = 0; m->tensor_inputs() && j < m->tensor_inputs()->size(); ++j)
+    tensor_input_row_bytes += RowBytes(c.T(m->tensor_inputs()->Get(j)->tensor()));
   for (uint32_t i = 0; i < ni; ++i) {
     const fb::Input* in = m->inputs()->Get(i);
     if (!isfinite(in->mean()) || !FiniteScale(in->std()))
@@ -608,8 +671,8 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   const int32_t it = m->input_tensor();
   if (it < 0 || static_cast<uint32_t>(it) >= nt)
     return SetError(MTAN_ERROR_INDEX, "input tensor index %d out of range", it);
-  if (!c.IsActivation(it) || c.T(it)->dtype() != fb::DType::FLOAT32 || c.Rank(it) != 1 ||
-      c.Channels(it) != ni)
+  if (!c.IsActivation(it) || c.is_tensor_input[it] || c.T(it)->dtype() != fb::DType::FLOAT32 ||
+      c.Rank(it) != 1 || c.Channels(it) != ni)
     return SetError(MTAN_ERROR_SHAPE, "input tensor '%s' must be float32 [%u]", TensorName(m, it), ni);
   for (uint32_t o = 0; o < no; ++o) MTAN_RETURN_IF_ERROR(c.CheckOperator(o));
   MTAN_RETURN_IF_ERROR(c.CheckAccumulators());
@@ -624,6 +687,12 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   for (uint32_t g = 0; m->golden() && g < m->golden()->size(); ++g) {
     const fb::GoldenCase* gc = m->golden()->Get(g);
     const uint64_t rows = gc->rows();
+    const uint64_t id_bytes = gc->tensor_input() ? gc->tensor_input()->size() : 0;
+    if (id_bytes != rows * tensor_input_row_bytes)
+      return SetError(MTAN_ERROR_SHAPE, "golden case %u: %llu bytes of tensor inputs, %llu rows "
+                      "need %llu", g, static_cast<unsigned long long>(id_bytes),
+                      static_cast<unsigned long long>(rows),
+                      static_cast<unsigned long long>(rows * tensor_input_row_bytes));
     if (rows == 0 || rows > MTAN_MAX_BATCH || !gc->input() || !gc->output() ||
         gc->input()->size() != rows * ni || gc->output()->size() != rows * total ||
         !isfinite(gc->tolerance()) || gc->tolerance() < 0 ||
@@ -645,6 +714,7 @@ mtan_status VerifyModel(const void* data, size_t bytes, ModelView* view) {
   view->num_ops = no;
   view->num_tasks = nk;
   view->num_inputs = ni;
+  view->num_tensor_inputs = m->tensor_inputs() ? m->tensor_inputs()->size() : 0;
   view->output_floats_all = total;
   view->max_golden_rows = max_golden_rows;
   return MTAN_OK;

@@ -1,8 +1,9 @@
 // libFuzzer target: one input is one .mtan file, as a kiosk downloads it.
 // It goes through mtan_arena_size, mtan_load (reference and XNNPACK
-// backends, an arena of any alignment), every query, mtan_run (all tasks and
-// each task, batches 1, 3 and max, rows derived from the input including NaN,
-// infinities and huge values), rows of nothing but huge finite features,
+// backends, an arena of any alignment), every query, mtan_run_inputs (all
+// tasks and each task, batches 1, 3 and max, rows derived from the input
+// including NaN, infinities and huge values, ids for every tensor input, some
+// outside any table), rows of nothing but huge finite features,
 // two threads running and self-testing one model at once, and
 // mtan_self_test.
 //
@@ -12,8 +13,9 @@
 // - mtan_load given exactly mtan_arena_size's answer fails for lack of arena,
 //   or mtan_arena_used differs from that answer; one byte less is not
 //   MTAN_ERROR_ARENA_TOO_SMALL; an answer above MTAN_MAX_ARENA_BYTES;
-// - a run on finite rows fails, or a non-finite feature is not
-//   MTAN_ERROR_INPUT_NOT_FINITE;
+// - a run on finite rows fails (except MTAN_ERROR_INPUT_ID for an id outside
+//   its table), or a non-finite feature is not MTAN_ERROR_INPUT_NOT_FINITE;
+// - mtan_run succeeds on a model with tensor inputs;
 // - a run on finite rows, however large, returns a NaN or infinite output;
 // - a task run alone gives other values than the same task in an all-tasks run
 //   (the memory plan let a tensor be overwritten while live);
@@ -48,7 +50,7 @@ constexpr uint32_t kMaxTasksRunAlone = 8;
 
 // Every call must return a declared status, and an error must say why.
 mtan_status Checked(mtan_status s) {
-  if (static_cast<int>(s) < MTAN_OK || static_cast<int>(s) > MTAN_ERROR_NAME)
+  if (static_cast<int>(s) < MTAN_OK || static_cast<int>(s) > MTAN_ERROR_INPUT_ID)
     Finding("status outside mtan_status", s);
   if (s != MTAN_OK && mtan_last_error()[0] == '\0') Finding("error without a message", s);
   return s;
@@ -106,6 +108,36 @@ bool SameBits(const float* a, const float* b, size_t n) {
   return true;
 }
 
+// The rows of every tensor input for `batch` rows: ids mostly in -1..7
+// (valid for most small tables), sometimes any 64-bit value.
+struct TensorInputs {
+  std::vector<std::vector<uint8_t>> data;  // exact sizes: ASan sees a read past the end
+  std::vector<const void*> ptrs;
+  TensorInputs(const mtan_model* m, uint32_t batch, Rng& rng) {
+    uint32_t n = 0;
+    Checked(mtan_tensor_input_count(m, &n));
+    for (uint32_t j = 0; j < n; ++j) {
+      mtan_input_info info;
+      if (Checked(mtan_tensor_input_info(m, j, &info)) != MTAN_OK) Finding("tensor input info", MTAN_OK);
+      std::vector<uint8_t> bytes(static_cast<size_t>(batch) * info.row_bytes);
+      for (size_t k = 0; k + 8 <= bytes.size(); k += 8) {
+        const int64_t id = rng.Next() % 16 == 0 ? static_cast<int64_t>(rng.Next())
+                                                : static_cast<int64_t>(rng.Next() % 9) - 1;
+        std::memcpy(&bytes[k], &id, 8);
+      }
+      data.push_back(std::move(bytes));
+    }
+    for (const auto& d : data) ptrs.push_back(d.data());
+  }
+  uint32_t count() const { return static_cast<uint32_t>(ptrs.size()); }
+};
+
+mtan_status Run(mtan_model* m, const std::vector<float>& rows, const TensorInputs& ids,
+                uint32_t batch, int32_t task, float* out, size_t out_floats) {
+  return mtan_run_inputs(m, rows.data(), ids.ptrs.data(), ids.count(), batch, task, out,
+                         out_floats, nullptr);
+}
+
 void ExerciseQueries(const mtan_model* m) {
   uint32_t n = 0;
   size_t used = 0;
@@ -147,25 +179,30 @@ void ExerciseRuns(mtan_model* m, uint32_t batch, Rng& rng, bool with_non_finite)
   std::vector<float> rows(static_cast<size_t>(batch) * inputs);
   for (float& v : rows) v = FiniteValue(rng);
   if (with_non_finite) rows[rng.Next() % rows.size()] = NonFinite(rng);
+  const TensorInputs ids(m, batch, rng);
 
   // Exactly sized output buffers, so that ASan sees a write past the end.
   std::vector<float> out_all(static_cast<size_t>(batch) * all);
-  mtan_status s = Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out_all.data(),
-                                   out_all.size(), nullptr));
+  if (ids.count() > 0 && Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out_all.data(),
+                                          out_all.size(), nullptr)) != MTAN_ERROR_INVALID_ARGUMENT)
+    Finding("mtan_run accepted a model with tensor inputs", MTAN_OK);
+  mtan_status s = Checked(Run(m, rows, ids, batch, MTAN_ALL_TASKS, out_all.data(), out_all.size()));
   if (with_non_finite) {
-    if (s != MTAN_ERROR_INPUT_NOT_FINITE) Finding("non-finite feature not refused", s);
+    // (An embedding bag ahead of the features' QUANTIZE may see a bad id first.)
+    if (s != MTAN_ERROR_INPUT_NOT_FINITE && s != MTAN_ERROR_INPUT_ID)
+      Finding("non-finite feature not refused", s);
     return;
   }
   // A valid backend may still refuse at run time; then no value is promised.
-  if (s == MTAN_ERROR_BACKEND) return;
+  // An id outside its table is the caller's error.
+  if (s == MTAN_ERROR_BACKEND || s == MTAN_ERROR_INPUT_ID) return;
   if (s != MTAN_OK) Finding("run on finite rows failed", s);
   CheckFinite(out_all, "a non-finite output from finite rows");
   for (uint32_t k = 0; k < tasks && k < kMaxTasksRunAlone; ++k) {
     mtan_task_info info;
     if (Checked(mtan_task_info_get(m, k, &info)) != MTAN_OK) Finding("task info", MTAN_OK);
     std::vector<float> out(static_cast<size_t>(batch) * info.output_size);
-    s = Checked(mtan_run(m, rows.data(), batch, static_cast<int32_t>(k), out.data(), out.size(),
-                         nullptr));
+    s = Checked(Run(m, rows, ids, batch, static_cast<int32_t>(k), out.data(), out.size()));
     if (s == MTAN_ERROR_BACKEND) continue;
     if (s != MTAN_OK) Finding("task run on finite rows failed", s);
     for (uint32_t r = 0; r < batch; ++r) {
@@ -175,8 +212,8 @@ void ExerciseRuns(mtan_model* m, uint32_t batch, Rng& rng, bool with_non_finite)
     }
   }
   // A too-small output buffer and a batch above the maximum are statuses.
-  if (all > 0 && Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out_all.data(),
-                                  out_all.size() - 1, nullptr)) != MTAN_ERROR_OUTPUT_TOO_SMALL)
+  if (all > 0 && Checked(Run(m, rows, ids, batch, MTAN_ALL_TASKS, out_all.data(),
+                             out_all.size() - 1)) != MTAN_ERROR_OUTPUT_TOO_SMALL)
     Finding("short output buffer accepted", MTAN_OK);
 }
 
@@ -188,10 +225,10 @@ void ExerciseHugeFeatures(mtan_model* m, uint32_t batch, Rng& rng) {
   Checked(mtan_output_size(m, MTAN_ALL_TASKS, &all));
   std::vector<float> rows(static_cast<size_t>(batch) * inputs);
   for (float& v : rows) v = rng.Next() % 4 == 0 ? FiniteValue(rng) : HugeValue(rng);
+  const TensorInputs ids(m, batch, rng);
   std::vector<float> out(static_cast<size_t>(batch) * all);
-  const mtan_status s =
-      Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, out.data(), out.size(), nullptr));
-  if (s == MTAN_ERROR_BACKEND) return;
+  const mtan_status s = Checked(Run(m, rows, ids, batch, MTAN_ALL_TASKS, out.data(), out.size()));
+  if (s == MTAN_ERROR_BACKEND || s == MTAN_ERROR_INPUT_ID) return;
   if (s != MTAN_OK) Finding("run on huge finite rows failed", s);
   CheckFinite(out, "a non-finite output from huge finite rows");
 }
@@ -207,20 +244,18 @@ void ExerciseTwoThreads(mtan_model* m, uint32_t batch, Rng& rng) {
   Checked(mtan_output_size(m, MTAN_ALL_TASKS, &all));
   std::vector<float> rows(static_cast<size_t>(batch) * inputs);
   for (float& v : rows) v = FiniteValue(rng);
+  const TensorInputs ids(m, batch, rng);
   std::vector<float> want_one(all), want_many(static_cast<size_t>(batch) * all);
-  if (Checked(mtan_run(m, rows.data(), 1, MTAN_ALL_TASKS, want_one.data(), want_one.size(),
-                       nullptr)) != MTAN_OK ||
-      Checked(mtan_run(m, rows.data(), batch, MTAN_ALL_TASKS, want_many.data(), want_many.size(),
-                       nullptr)) != MTAN_OK)
-    return;  // (a backend that refuses at run time; reported by ExerciseRuns)
+  if (Checked(Run(m, rows, ids, 1, MTAN_ALL_TASKS, want_one.data(), want_one.size())) != MTAN_OK ||
+      Checked(Run(m, rows, ids, batch, MTAN_ALL_TASKS, want_many.data(), want_many.size())) != MTAN_OK)
+    return;  // (a backend that refuses at run time, or a bad id; reported by ExerciseRuns)
   const mtan_status self_alone = Checked(mtan_self_test(m));
   constexpr int kIterations = 6;
   auto worker = [&](bool many) {
     std::vector<float> out(many ? want_many.size() : want_one.size());
     const std::vector<float>& want = many ? want_many : want_one;
     for (int i = 0; i < kIterations; ++i) {
-      mtan_status s = mtan_run(m, rows.data(), many ? batch : 1, MTAN_ALL_TASKS, out.data(),
-                               out.size(), nullptr);
+      mtan_status s = Run(m, rows, ids, many ? batch : 1, MTAN_ALL_TASKS, out.data(), out.size());
       if (s != MTAN_OK && s != MTAN_ERROR_BUSY) Finding("two threads: run failed", s);
       if (s == MTAN_OK && !SameBits(out.data(), want.data(), out.size()))
         Finding("two threads: a run differs from the same run alone", s);

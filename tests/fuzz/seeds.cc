@@ -23,11 +23,13 @@ using namespace mtan;
 using tiny::Rows;
 
 // Loads, runs and self-tests a seed, so that the corpus starts valid.
-bool Check(const std::vector<uint8_t>& file, int features, std::string* error) {
+bool Check(const std::vector<uint8_t>& file, int features, std::string* error,
+           const std::vector<uint8_t>& tensor_input = {}) {
   host::RuntimeModel rt;
   if (rt.Load(file, 0, MTAN_BACKEND_DEFAULT, error) != MTAN_OK) return false;
   std::vector<float> out;
-  if (rt.Run(Rows(7, 3, features).data(), 3, MTAN_ALL_TASKS, &out, error) != MTAN_OK) return false;
+  if (rt.Run(Rows(7, 3, features).data(), 3, MTAN_ALL_TASKS, &out, error, tensor_input) != MTAN_OK)
+    return false;
   const mtan_status s = mtan_self_test(rt.get());
   if (s != MTAN_OK && s != MTAN_ERROR_NO_GOLDEN_CASES) {
     *error = host::RuntimeError(s);
@@ -69,8 +71,8 @@ int main(int argc, char** argv) {
           m.max_batch = max_batch;
           if (seed % 2 == 0) {
             const uint32_t rows = 1 + seed % 5;
-            if (!host::AddGoldenCase(m, Rows(seed + 100, static_cast<int>(rows), features), rows,
-                                     int8 ? 0.05f : 1e-4f, &error)) {
+            if (!tiny::AddReferenceGolden(m, Rows(seed + 100, static_cast<int>(rows), features), rows,
+                                          int8 ? 0.05f : 1e-4f, &error)) {
               std::fprintf(stderr, "seed %u: golden case: %s\n", seed, error.c_str());
               return 1;
             }
@@ -101,6 +103,22 @@ int main(int argc, char** argv) {
     const std::string path = dir + "/shared-weight-" + std::to_string(ops) + "x" +
                              std::to_string(channels) + ".mtan";
     if (!Check(file, 1, &error) || !host::WriteFileAtomic(path, file, &error)) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
+      return 1;
+    }
+    ++written;
+  }
+  // Int64 ids through an embedding bag (issue 14's tensor inputs).
+  {
+    fb::ModelT m = tiny::IdsModel(3);
+    std::string error;
+    const std::string path = dir + "/ids-embedding-bag.mtan";
+    if (!tiny::AddReferenceGolden(m, Rows(9, 5, 2), 5, 1e-4f, &error, tiny::IdsRows(5))) {
+      std::fprintf(stderr, "%s: golden case: %s\n", path.c_str(), error.c_str());
+      return 1;
+    }
+    const auto file = host::FinishModel(m, 4);
+    if (!Check(file, 2, &error, tiny::IdsRows(3)) || !host::WriteFileAtomic(path, file, &error)) {
       std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
       return 1;
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -152,6 +153,115 @@ inline fb::ModelT SharedWeightModel(uint32_t fc_ops, int32_t channels) {
   m.metadata = std::make_unique<fb::MetadataT>();
   m.max_batch = 1;
   return m;
+}
+
+// Hand-built graphs in the schema's terms: AddTensor appends a float32
+// tensor (a constant holding `data` when given, else an activation) and
+// returns its index; AddOp appends an operator.
+inline int AddTensor(fb::ModelT& m, const std::string& name, std::vector<int32_t> shape,
+                     const std::vector<float>* data = nullptr) {
+  auto t = std::make_unique<fb::TensorT>();
+  t->name = name;
+  t->dtype = fb::DType::FLOAT32;
+  t->shape = std::move(shape);
+  if (data != nullptr) {
+    auto b = std::make_unique<fb::BufferT>();
+    b->data.assign(reinterpret_cast<const uint8_t*>(data->data()),
+                   reinterpret_cast<const uint8_t*>(data->data() + data->size()));
+    m.buffers.push_back(std::move(b));
+    t->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
+  }
+  m.tensors.push_back(std::move(t));
+  return static_cast<int>(m.tensors.size()) - 1;
+}
+
+inline void AddOp(fb::ModelT& m, fb::OpCode code, std::vector<int32_t> in, int out,
+                  bool relu = false) {
+  auto op = std::make_unique<fb::OperatorT>();
+  op->opcode = code;
+  op->inputs = std::move(in);
+  op->outputs = {out};
+  op->activation = relu ? fb::Activation::RELU : fb::Activation::NONE;
+  m.operators.push_back(std::move(op));
+}
+
+// Marks activation `t` as an int64 tensor input named `name`.
+inline void MakeIdsInput(fb::ModelT& m, int t, const std::string& name) {
+  m.tensors[t]->dtype = fb::DType::INT64;
+  auto in = std::make_unique<fb::TensorInputT>();
+  in->name = name;
+  in->tensor = t;
+  m.tensor_inputs.push_back(std::move(in));
+}
+
+// A golden case whose outputs the reference kernels compute here, one
+// tolerance for every output (float models: rounding noise only). It
+// finishes and runs the model once more: for tests and seeds; the tools pass
+// the outputs they already have to host::AddGoldenCase.
+inline bool AddReferenceGolden(fb::ModelT& model, const std::vector<float>& rows, uint32_t n,
+                               float tolerance, std::string* error,
+                               const std::vector<uint8_t>& tensor_input = {}) {
+  if (rows.size() != static_cast<size_t>(n) * model.inputs.size()) {
+    *error = "golden case: " + std::to_string(rows.size()) + " values are not " +
+             std::to_string(n) + " rows";
+    return false;
+  }
+  host::RuntimeModel rt;
+  std::vector<float> out;
+  if (rt.Load(host::FinishModel(model, model.max_batch ? model.max_batch : 1), n,
+              MTAN_BACKEND_REFERENCE, error) != MTAN_OK ||
+      rt.Run(rows.data(), n, MTAN_ALL_TASKS, &out, error, tensor_input) != MTAN_OK)
+    return false;
+  return host::AddGoldenCase(model, rows, n, out,
+                             std::vector<float>(host::OutputsPerRow(model), tolerance), error,
+                             tensor_input);
+}
+
+// Ids beside two features: s = x + EMBEDDING_BAG(ids [4], table [6, 2]),
+// p = sigmoid(w . s + b), one binary task "click", with a golden case whose
+// ids include the padding -1 (the fuzz seed of tensor inputs).
+inline fb::ModelT IdsModel(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 0.5f);
+  auto values = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+  };
+  fb::ModelT m;
+  m.buffers.push_back(std::make_unique<fb::BufferT>());
+  for (const char* name : {"f0", "f1"}) {
+    auto in = std::make_unique<fb::InputT>();
+    in->name = name;
+    m.inputs.push_back(std::move(in));
+  }
+  m.input_tensor = AddTensor(m, "input", {2});
+  const int x = AddTensor(m, "x", {2}), ids = AddTensor(m, "ids", {4});
+  MakeIdsInput(m, ids, "ids");
+  AddOp(m, fb::OpCode::QUANTIZE, {m.input_tensor}, x);
+  const auto table = values(12), w = values(2), b = values(1);
+  const int bag = AddTensor(m, "bag", {2}), s = AddTensor(m, "s", {2});
+  AddOp(m, fb::OpCode::EMBEDDING_BAG, {ids, AddTensor(m, "table", {6, 2}, &table)}, bag);
+  AddOp(m, fb::OpCode::ADD, {x, bag}, s);
+  const int z = AddTensor(m, "z", {1}), p = AddTensor(m, "p", {1});
+  AddOp(m, fb::OpCode::FULLY_CONNECTED, {s, AddTensor(m, "w", {1, 2}, &w), AddTensor(m, "b", {1}, &b)}, z);
+  AddOp(m, fb::OpCode::LOGISTIC, {z}, p);
+  auto task = std::make_unique<fb::TaskT>();
+  task->name = "click";
+  task->output = p;
+  m.tasks.push_back(std::move(task));
+  m.metadata = std::make_unique<fb::MetadataT>();
+  return m;
+}
+
+// n rows of ids 0..5 and -1 for IdsModel, as bytes.
+inline std::vector<uint8_t> IdsRows(uint32_t n) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(n) * 4 * 8);
+  for (size_t k = 0; k < bytes.size() / 8; ++k) {
+    const int64_t id = static_cast<int64_t>(k % 7) - 1;
+    std::memcpy(&bytes[k * 8], &id, 8);
+  }
+  return bytes;
 }
 
 }  // namespace mtan::tiny

@@ -70,7 +70,7 @@ std::vector<uint8_t> RichInt8Model() {
   m.metadata->properties.push_back(std::move(kv));
   m.max_batch = 32;
   std::string error;
-  REQUIRE_MESSAGE(host::AddGoldenCase(m, test::RandomRows(32, 4), 4, 1e-3f, &error), error);
+  REQUIRE_MESSAGE(tiny::AddReferenceGolden(m, test::RandomRows(32, 4), 4, 1e-3f, &error), error);
   return host::FinishModel(m, 32);
 }
 
@@ -145,6 +145,24 @@ TEST_CASE("a valid file, as text") {
                            "arena bytes", "int8/click/auc", "golden cases: 1"})
     CHECK_MESSAGE(o.out.find(want) != std::string::npos, "missing '" << want << "'");
   CHECK(o.err.empty());
+}
+
+TEST_CASE("tensor inputs: listed with their dtype and shape") {
+  TempDir dir;
+  fb::ModelT m = tiny::IdsModel(4);
+  const std::string path = dir.Write("ids.mtan", host::FinishModel(m, 4));
+  const Outcome text = Inspect({path});
+  REQUIRE_MESSAGE(text.code == 0, text.err);
+  for (const std::string& want : std::vector<std::string>{"tensor inputs (1)", "ids", "INT64 [4]",
+                                                          "EMBEDDING_BAG", "i64→f32"})
+    CHECK_MESSAGE(text.out.find(want) != std::string::npos, "missing '" << want << "'");
+  const Outcome json = Inspect({path, "--json"});
+  REQUIRE_MESSAGE(json.code == 0, json.err);
+  const auto d = nlohmann::json::parse(json.out);
+  REQUIRE(d["tensor_inputs"].size() == 1);
+  CHECK(d["tensor_inputs"][0]["name"] == "ids");
+  CHECK(d["tensor_inputs"][0]["dtype"] == "INT64");
+  CHECK(d["tensor_inputs"][0]["shape"] == std::vector<int>{4});
 }
 
 TEST_CASE("--summary: the tasks and the arena without the long lists") {

@@ -45,32 +45,6 @@ struct ConcatNet {
   }
 };
 
-int AddTensor(fb::ModelT& m, const std::string& name, std::vector<int32_t> shape,
-              const std::vector<float>* data = nullptr) {
-  auto t = std::make_unique<fb::TensorT>();
-  t->name = name;
-  t->dtype = fb::DType::FLOAT32;
-  t->shape = std::move(shape);
-  if (data != nullptr) {
-    auto b = std::make_unique<fb::BufferT>();
-    b->data.assign(reinterpret_cast<const uint8_t*>(data->data()),
-                   reinterpret_cast<const uint8_t*>(data->data() + data->size()));
-    m.buffers.push_back(std::move(b));
-    t->buffer = static_cast<uint32_t>(m.buffers.size() - 1);
-  }
-  m.tensors.push_back(std::move(t));
-  return static_cast<int>(m.tensors.size()) - 1;
-}
-
-void AddOp(fb::ModelT& m, fb::OpCode code, std::vector<int32_t> in, int out, bool relu = false) {
-  auto op = std::make_unique<fb::OperatorT>();
-  op->opcode = code;
-  op->inputs = std::move(in);
-  op->outputs = {out};
-  op->activation = relu ? fb::Activation::RELU : fb::Activation::NONE;
-  m.operators.push_back(std::move(op));
-}
-
 fb::ModelT FloatConcatModel(const ConcatNet& net) {
   fb::ModelT m;
   m.buffers.push_back(std::make_unique<fb::BufferT>());
@@ -79,15 +53,15 @@ fb::ModelT FloatConcatModel(const ConcatNet& net) {
     in->name = "f" + std::to_string(i);
     m.inputs.push_back(std::move(in));
   }
-  m.input_tensor = AddTensor(m, "input", {6});
-  const int x = AddTensor(m, "x", {6});
-  AddOp(m, fb::OpCode::QUANTIZE, {m.input_tensor}, x);
-  const int a = AddTensor(m, "a", {4}), b = AddTensor(m, "b", {3}), c = AddTensor(m, "c", {7});
-  AddOp(m, fb::OpCode::FULLY_CONNECTED, {x, AddTensor(m, "a.w", {4, 6}, &net.wa), AddTensor(m, "a.b", {4}, &net.ba)}, a, true);
-  AddOp(m, fb::OpCode::FULLY_CONNECTED, {x, AddTensor(m, "b.w", {3, 6}, &net.wb), AddTensor(m, "b.b", {3}, &net.bb)}, b);
-  AddOp(m, fb::OpCode::CONCAT, {a, b}, c);
-  const int y = AddTensor(m, "y", {1});
-  AddOp(m, fb::OpCode::FULLY_CONNECTED, {c, AddTensor(m, "h.w", {1, 7}, &net.wh), AddTensor(m, "h.b", {1}, &net.bh)}, y);
+  m.input_tensor = tiny::AddTensor(m, "input", {6});
+  const int x = tiny::AddTensor(m, "x", {6});
+  tiny::AddOp(m, fb::OpCode::QUANTIZE, {m.input_tensor}, x);
+  const int a = tiny::AddTensor(m, "a", {4}), b = tiny::AddTensor(m, "b", {3}), c = tiny::AddTensor(m, "c", {7});
+  tiny::AddOp(m, fb::OpCode::FULLY_CONNECTED, {x, tiny::AddTensor(m, "a.w", {4, 6}, &net.wa), tiny::AddTensor(m, "a.b", {4}, &net.ba)}, a, true);
+  tiny::AddOp(m, fb::OpCode::FULLY_CONNECTED, {x, tiny::AddTensor(m, "b.w", {3, 6}, &net.wb), tiny::AddTensor(m, "b.b", {3}, &net.bb)}, b);
+  tiny::AddOp(m, fb::OpCode::CONCAT, {a, b}, c);
+  const int y = tiny::AddTensor(m, "y", {1});
+  tiny::AddOp(m, fb::OpCode::FULLY_CONNECTED, {c, tiny::AddTensor(m, "h.w", {1, 7}, &net.wh), tiny::AddTensor(m, "h.b", {1}, &net.bh)}, y);
   auto task = std::make_unique<fb::TaskT>();
   task->name = "value";
   task->kind = fb::TaskKind::REGRESSION;
@@ -178,8 +152,8 @@ TEST_CASE("CONCAT int8: the host quantizer's rule, then the runtime, close to fl
     // A few int8 steps of the output range (the float head on int8 features).
     CHECK(worst < 0.05 * range);
   }
-  REQUIRE_MESSAGE(host::AddGoldenCase(q, std::vector<float>(rows.begin(), rows.begin() + 16 * 6), 16,
-                                      1e-6f, &error), error);
+  REQUIRE_MESSAGE(tiny::AddReferenceGolden(q, std::vector<float>(rows.begin(), rows.begin() + 16 * 6),
+                                             16, 1e-6f, &error), error);
   const auto sealed = host::FinishModel(q, 64);
   for (mtan_backend be : kBackends) {
     CAPTURE(be);

@@ -239,7 +239,7 @@ TEST_SUITE("hardening") {
     fb::ModelT m = test::FloatModel(16);
     const auto rows = test::RandomRows(17, 3);
     std::string error;
-    REQUIRE_MESSAGE(host::AddGoldenCase(m, rows, 3, 1e-4f, &error), error);
+    REQUIRE_MESSAGE(tiny::AddReferenceGolden(m, rows, 3, 1e-4f, &error), error);
     REQUIRE(m.golden[0]->tolerances.size() == 6);
     auto self_test = [](fb::ModelT& model) {
       test::Loaded l(host::FinishModel(model, 4), 0, MTAN_BACKEND_REFERENCE);

@@ -89,6 +89,11 @@ std::vector<Accept> ConcatS8(const std::vector<const int8_t*>& inputs, const std
 std::vector<double> ConcatF32(const std::vector<const float*>& inputs,
                               const std::vector<uint32_t>& channels, uint32_t rows);
 
+// EMBEDDING_BAG: per row, the sum of table rows ids[l] (table [V, width]),
+// skipping the padding id -1. Ids must be valid (the runtime refuses others).
+std::vector<double> EmbeddingBagF32(const int64_t* ids, uint32_t rows, uint32_t length,
+                                    const float* table, uint32_t width);
+
 // DEQUANTIZE: scale * (q - zero_point).
 std::vector<double> DequantizeS8(const int8_t* x, size_t n, Quant x_q);
 

@@ -151,6 +151,13 @@ class Walk {
     const size_t count = static_cast<size_t>(n_) * Channels(y);
     switch (op->opcode()) {
       case fb::OpCode::QUANTIZE: {
+        if (x != m_->input_tensor()) {
+          // A float activation to int8: round(x / s_y) + zp_y, no standardisation.
+          const uint32_t c = Channels(x);
+          const std::vector<float> zero(c, 0.0f), one(c, 1.0f);
+          CompareS8(oracle::QuantizeS8(F32(x), n_, c, zero.data(), one.data(), Q(y)), y, t, tie_lsb);
+          break;
+        }
         const uint32_t f = m_->inputs()->size();
         std::vector<float> mean(f), stddev(f);
         for (uint32_t i = 0; i < f; ++i) {
@@ -291,6 +298,25 @@ class Walk {
         }
         break;
       }
+      case fb::OpCode::EMBEDDING_BAG: {
+        const fb::Tensor* table = T(in->Get(1));
+        const uint32_t length = Channels(x), width = Channels(y);
+        const int64_t* ids = static_cast<const int64_t*>(Data(x));
+        const float* rows = static_cast<const float*>(Data(in->Get(1)));
+        const auto want = oracle::EmbeddingBagF32(ids, n_, length, rows, width);
+        // A float sum of `length` terms: error relative to the sum of |terms|.
+        std::vector<double> tol(want.size(), 1e-30);
+        for (uint32_t r = 0; r < n_; ++r)
+          for (uint32_t l = 0; l < length; ++l) {
+            const int64_t id = ids[static_cast<size_t>(r) * length + l];
+            REQUIRE((id >= -1 && id < table->shape()->Get(0)));
+            for (uint32_t k = 0; id >= 0 && k < width; ++k)
+              tol[static_cast<size_t>(r) * width + k] += 1e-6 * (length + 1) *
+                                                         std::fabs(rows[static_cast<size_t>(id) * width + k]);
+          }
+        CompareF32(want, tol, y, t);
+        break;
+      }
       case fb::OpCode::DEQUANTIZE: {
         const auto want = oracle::DequantizeS8(S8(x), count, Q(x));
         CompareF32(want, Tol(want, 2.0 / (1 << 24), 1e-38), y, t);
@@ -310,12 +336,16 @@ class Walk {
 // documented tie rounding).
 std::map<fb::OpCode, Tally> CheckModel(const std::vector<uint8_t>& file,
                                        const std::vector<float>& rows, uint32_t n,
-                                       mtan_backend backend) {
+                                       mtan_backend backend,
+                                       const std::vector<uint8_t>& tensor_input = {}) {
   const std::map<fb::OpCode, int> tie_lsb =
       backend == MTAN_BACKEND_XNNPACK ? kXnnpackTieLsb : std::map<fb::OpCode, int>{};
   test::Loaded rt(file, n, backend);
   REQUIRE_MESSAGE(rt.status == MTAN_OK, mtan_last_error());
-  rt.Run(rows, n, MTAN_ALL_TASKS);
+  std::vector<float> out;
+  std::string error;
+  REQUIRE_MESSAGE(rt.rt.Run(rows.data(), n, MTAN_ALL_TASKS, &out, &error, tensor_input) == MTAN_OK,
+                  error);
   const host::ModelBytes bytes(file);
   auto tally = Walk(bytes, rt.model, rows.data(), n).CheckAll(tie_lsb);
   for (const auto& [code, t] : tally)
@@ -366,6 +396,12 @@ class Graph {
   int Quantize(oracle::Quant q) {
     const int y = S8(static_cast<int>(m_.inputs.size()), q);
     Op(fb::OpCode::QUANTIZE, {m_.input_tensor}, y);
+    return y;
+  }
+  // QUANTIZE of float activation `x` to int8 at q.
+  int Requantize(int x, oracle::Quant q) {
+    const int y = S8(static_cast<int>(m_.tensors[x]->shape[0]), q);
+    Op(fb::OpCode::QUANTIZE, {x}, y);
     return y;
   }
   int Standardize() {
@@ -435,6 +471,20 @@ class Graph {
     for (int t : inputs) c += m_.tensors[t]->shape[0];
     const int y = m_.tensors[inputs[0]]->dtype == fb::DType::INT8 ? S8(c, q) : F32(c);
     Op(fb::OpCode::CONCAT, std::vector<int32_t>(inputs.begin(), inputs.end()), y);
+    return y;
+  }
+  // A tensor input of int64 ids [length] per row.
+  int Ids(const std::string& name, int length) {
+    const int t = F32(length);
+    tiny::MakeIdsInput(m_, t, name);
+    return t;
+  }
+  // EMBEDDING_BAG of `ids` over the float table [rows, width].
+  int EmbeddingBag(int ids, const std::vector<float>& table, int width) {
+    const int rows = static_cast<int>(table.size()) / width;
+    const int tt = Constant(fb::DType::FLOAT32, {rows, width}, table.data(), table.size() * 4);
+    const int y = F32(width);
+    Op(fb::OpCode::EMBEDDING_BAG, {ids, tt}, y);
     return y;
   }
   // A task returning `t` (dequantized first when int8).
@@ -753,6 +803,38 @@ TEST_CASE("oracle: RESHAPE to [H, W, C] rows, elementwise operators on them, and
   CHECK(d.shape[2] == 4);
   CHECK(d.shape[3] == 0);
   CHECK(d.channels == static_cast<uint32_t>(e));
+}
+
+TEST_CASE("oracle: EMBEDDING_BAG over int64 ids of a tensor input, padding, and its int8 reader") {
+  std::mt19937 rng(49);
+  const uint32_t n = 40;
+  const int length = 6, vocab = 9, width = 5;
+  Graph g(3);
+  g.Output(g.Standardize());
+  const int ids = g.Ids("viewed", length);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> table(vocab * width);
+  for (float& v : table) v = normal(rng);
+  const int bag = g.EmbeddingBag(ids, table, width);
+  g.Output(bag);
+  // Its float output quantized for an int8 reader (QUANTIZE of an activation).
+  g.Output(g.Unary(fb::OpCode::LOGISTIC, g.Requantize(bag, {0.04f, 3})));
+  const auto file = g.Finish(n);
+  // Ids in -1..vocab-1 (-1 pads), row 0 all padding, row 1 one id repeated.
+  std::uniform_int_distribution<int> id(-1, vocab - 1);
+  std::vector<int64_t> v(static_cast<size_t>(n) * length);
+  for (auto& x : v) x = id(rng);
+  for (int l = 0; l < length; ++l) v[l] = -1, v[length + l] = vocab - 1;
+  const std::vector<uint8_t> bytes(reinterpret_cast<const uint8_t*>(v.data()),
+                                   reinterpret_cast<const uint8_t*>(v.data() + v.size()));
+  const auto rows = IntegerRows(rng, n, 3);
+  for (mtan_backend be : kBackends) {
+    CAPTURE(be);
+    const auto tally = CheckModel(file, rows, n, be, bytes);
+    CHECK(tally.at(fb::OpCode::EMBEDDING_BAG).values == n * width);
+    CHECK(tally.at(fb::OpCode::QUANTIZE).values == n * (3 + width));
+    CHECK(tally.at(fb::OpCode::QUANTIZE).off == 0);
+  }
 }
 
 TEST_CASE("oracle: ATTENTION_POOL int8 and float, ties from equal scores") {

@@ -73,7 +73,7 @@ TEST_CASE("self-test: golden cases pass, a wrong one fails, none is a status") {
   }
   std::string error;
   f.max_batch = 8;
-  REQUIRE_MESSAGE(host::AddGoldenCase(f, test::RandomRows(3, 20), 20, 1e-2f, &error), error);
+  REQUIRE_MESSAGE(tiny::AddReferenceGolden(f, test::RandomRows(3, 20), 20, 1e-2f, &error), error);
   test::Loaded good(host::FinishModel(f, 8), 8, MTAN_BACKEND_XNNPACK);
   CHECK_MESSAGE(mtan_self_test(good.model) == MTAN_OK, std::string(mtan_last_error()));
   f.golden[0]->output[7] += 0.5f;

@@ -59,7 +59,7 @@ TEST_CASE("peak stack of sizing, loading, running and self-testing") {
   REQUIRE(mtan_init() == MTAN_OK);
   fb::ModelT q = test::Int8Model(3);
   std::string error;
-  REQUIRE(host::AddGoldenCase(q, test::RandomRows(4, 4), 4, 0.05f, &error));
+  REQUIRE(tiny::AddReferenceGolden(q, test::RandomRows(4, 4), 4, 0.05f, &error));
   const host::ModelBytes bytes(host::FinishModel(q, 16));
   const auto rows = test::RandomRows(5, 16);
   const size_t idle = StackUsed([] {});

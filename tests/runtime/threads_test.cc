@@ -91,7 +91,7 @@ TEST_SUITE("threads") {
     REQUIRE(mtan_init() == MTAN_OK);
     fb::ModelT m = test::FloatModel(5);
     std::string error;
-    REQUIRE(host::AddGoldenCase(m, test::RandomRows(6, 2), 2, 1e-4f, &error));
+    REQUIRE(tiny::AddReferenceGolden(m, test::RandomRows(6, 2), 2, 1e-4f, &error));
     test::Loaded l(host::FinishModel(m, 4), 4, MTAN_BACKEND_REFERENCE);
     REQUIRE(l.status == MTAN_OK);
     l.model->busy.store(1);  // as while another thread is inside mtan_run

@@ -63,7 +63,7 @@ TEST_CASE("zero heap calls during load, runs, self-test and unload") {
       fb::ModelT m = int8 ? test::Int8Model(2) : test::FloatModel(2);
       m.max_batch = 16;
       std::string error;
-      REQUIRE_MESSAGE(host::AddGoldenCase(m, test::RandomRows(5, 4), 4, 0.05f, &error), error);
+      REQUIRE_MESSAGE(tiny::AddReferenceGolden(m, test::RandomRows(5, 4), 4, 0.05f, &error), error);
       const host::ModelBytes bytes(host::FinishModel(m, 16));
       const std::vector<float> rows = test::RandomRows(6, 16);
       std::vector<float> out(16 * 6);

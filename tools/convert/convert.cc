@@ -412,6 +412,12 @@ bool LoadModel(Conversion& c) {
       return false;
     }
   }
+  if (!c.f.tensor_inputs.empty()) {
+    *c.error = o.model_path + ": the model takes tensor inputs ('" + c.f.tensor_inputs[0]->name +
+               "'); mtan-convert calibrates on CSV features only, and id columns come with "
+               "categorical features (issue 15)";
+    return false;
+  }
   for (const auto& t : c.f.tensors) {
     if (t->dtype != fb::DType::FLOAT32) {
       *c.error = o.model_path + ": the model is already quantized (tensor '" + t->name + "' is " +

@@ -91,6 +91,12 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
   Json inputs = Json::array();
   for (const auto& in : m.inputs) inputs.push_back({{"name", in->name}, {"mean", in->mean}, {"std", in->std}});
   d["inputs"] = inputs;
+  Json tensor_inputs = Json::array();
+  for (const auto& in : m.tensor_inputs) {
+    const fb::TensorT& t = *m.tensors.at(in->tensor);
+    tensor_inputs.push_back({{"name", in->name}, {"dtype", fb::EnumNameDType(t.dtype)}, {"shape", t.shape}});
+  }
+  d["tensor_inputs"] = tensor_inputs;
 
   Json tasks = Json::array();
   for (const auto& t : m.tasks) {
@@ -177,6 +183,13 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
                        in["mean"].get<double>(), in["std"].get<double>());
   }
 
+  if (!d["tensor_inputs"].empty()) {
+    out << "\ntensor inputs (" << d["tensor_inputs"].size() << "), per row:\n";
+    for (const Json& in : d["tensor_inputs"])
+      out << fmt::format("  {:<24} {} {}\n", in["name"].get<std::string>(), in["dtype"].get<std::string>(),
+                         in["shape"].dump());
+  }
+
   out << "\ntasks (" << d["tasks"].size() << "):\n";
   for (const Json& t : d["tasks"]) {
     out << fmt::format("  {:<16} {:<10} outputs {}", t["name"].get<std::string>(),
@@ -214,7 +227,10 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
       shape = std::to_string(op["inputs"].size()) + " in";
     shape += "→" + ShapeText(y["shape"].get<std::vector<int32_t>>());
     auto short_dtype = [](const std::string& t) {
-      return t == "FLOAT32" ? std::string("f32") : t == "INT8" ? std::string("i8") : std::string("i32");
+      return t == "FLOAT32" ? std::string("f32")
+             : t == "INT8"  ? std::string("i8")
+             : t == "INT64" ? std::string("i64")
+                            : std::string("i32");
     };
     std::string dtype = short_dtype(op["dtype"].get<std::string>());
     const std::string out_dtype = short_dtype(y["dtype"].get<std::string>());

@@ -28,9 +28,9 @@
  * model. mtan_last_error is per thread.
  *
  * Stack. The verifier's and XNNPACK sizing's working memory is static (about
- * 61 KB of .bss, used only under the load mutex), so no call needs a large
- * stack: measured peaks on x86-64, XNNPACK's included, are about 2.7 KB for
- * mtan_arena_size + mtan_load and 2.2 KB for mtan_run + mtan_self_test
+ * 65 KB of .bss, used only under the load mutex), so no call needs a large
+ * stack: measured peaks on x86-64, XNNPACK's included, are about 2.8 KB for
+ * mtan_arena_size + mtan_load and 3.8 KB for mtan_run + mtan_self_test
  * (tests/runtime/stack_test.cc paints a thread's stack to measure them, and
  * fails above 16 KB). Give a thread that calls mtan 16 KB plus its own needs.
  */
@@ -48,7 +48,10 @@ extern "C" {
 #define MTAN_VERSION_MINOR 2  /* 1.1: per-output golden tolerances, MTAN_ERROR_BUSY,
                                  MTAN_ERROR_NAME, MTAN_MAX_ARENA_BYTES.
                                  1.2: the footer's checksum is XXH64; 1.0 and
-                                 1.1 files get MTAN_ERROR_VERSION */
+                                 1.1 files get MTAN_ERROR_VERSION. Later
+                                 additions that older runtimes refuse by
+                                 themselves (CONCAT, RESHAPE, EMBEDDING_BAG,
+                                 tensor inputs, MTAN_ERROR_INPUT_ID) kept 1.2 */
 
 /* Pass as `task` to run every task. */
 #define MTAN_ALL_TASKS (-1)
@@ -63,6 +66,7 @@ extern "C" {
 #define MTAN_MAX_OPERATORS 4096
 #define MTAN_MAX_TASKS 64
 #define MTAN_MAX_INPUTS 4096
+#define MTAN_MAX_TENSOR_INPUTS 64
 #define MTAN_MAX_DIM 1048576
 #define MTAN_MAX_RANK 4
 #define MTAN_MAX_BATCH 65536
@@ -115,8 +119,10 @@ typedef enum mtan_status {
   MTAN_ERROR_SELF_TEST = 23,        /* a golden case did not reproduce */
   MTAN_ERROR_NO_GOLDEN_CASES = 24,  /* self-test asked of a model that has none */
   MTAN_ERROR_BUSY = 25,             /* another thread is running this model */
-  MTAN_ERROR_NAME = 26              /* an input, task or class name is empty, too long,
+  MTAN_ERROR_NAME = 26,             /* an input, task or class name is empty, too long,
                                        holds a control character, or is a duplicate */
+  MTAN_ERROR_INPUT_ID = 27          /* an id in a tensor input outside its table (not
+                                       0..rows-1, nor the padding -1) */
 } mtan_status;
 
 typedef enum mtan_backend {
@@ -134,7 +140,8 @@ typedef enum mtan_task_kind {
 typedef enum mtan_dtype {  /* the element type of a tensor (the file's DType) */
   MTAN_DTYPE_FLOAT32 = 0,
   MTAN_DTYPE_INT8 = 1,
-  MTAN_DTYPE_INT32 = 2
+  MTAN_DTYPE_INT32 = 2,
+  MTAN_DTYPE_INT64 = 3   /* ids, in tensor inputs only */
 } mtan_dtype;
 
 typedef struct mtan_options {
@@ -201,6 +208,21 @@ mtan_status mtan_task_find(const mtan_model* model, const char* name, int32_t* t
 /* Floats per row mtan_run writes for `task` (or MTAN_ALL_TASKS). */
 mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* floats_out);
 
+/* Tensor inputs: inputs beside the dense feature rows that the caller passes
+ * as they are, e.g. int64 ids [L] for an embedding bag (-1 pads a shorter
+ * list) or float pixels [H, W, C]. A model with any is run with
+ * mtan_run_inputs. */
+typedef struct mtan_input_info {
+  const char* name;               /* points into the model bytes */
+  uint32_t dtype;                 /* MTAN_DTYPE_FLOAT32 or MTAN_DTYPE_INT64 */
+  uint32_t rank;                  /* of the per-row shape, 1..3 */
+  uint32_t shape[MTAN_MAX_RANK];  /* its dimensions; 0 beyond rank */
+  uint32_t row_bytes;             /* bytes of one row the caller passes */
+} mtan_input_info;
+
+mtan_status mtan_tensor_input_count(const mtan_model* model, uint32_t* count_out);
+mtan_status mtan_tensor_input_info(const mtan_model* model, uint32_t index, mtan_input_info* info_out);
+
 /* Runs `task` (or MTAN_ALL_TASKS) on `batch` rows of raw features
  * (row-major, mtan_input_count floats each, not standardised). Writes
  * batch x mtan_output_size floats to `output`; for all tasks each row holds
@@ -213,6 +235,16 @@ mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* fl
  * MTAN_ERROR_BUSY if another thread is running this model. */
 mtan_status mtan_run(mtan_model* model, const float* rows, uint32_t batch, int32_t task,
                      float* output, size_t output_floats, void* threadpool);
+
+/* mtan_run for a model with tensor inputs: tensor_inputs[j] holds `batch`
+ * rows of tensor input j (row_bytes each, row-major, any alignment), and
+ * tensor_input_count must be mtan_tensor_input_count's answer. A model
+ * without tensor inputs takes 0 and NULL. mtan_run fails on a model with
+ * tensor inputs (MTAN_ERROR_INVALID_ARGUMENT). An id outside its table fails
+ * with MTAN_ERROR_INPUT_ID, naming the row and the tensor. */
+mtan_status mtan_run_inputs(mtan_model* model, const float* rows, const void* const* tensor_inputs,
+                            uint32_t tensor_input_count, uint32_t batch, int32_t task,
+                            float* output, size_t output_floats, void* threadpool);
 
 /* An activation tensor as the last mtan_run left it, for debugging and
  * calibration tools. Operators share arena bytes when their lifetimes do not

@@ -65,7 +65,7 @@ int XnnSetup(const OpState& op, void* x, uint32_t batch, void* pool) {
 }  // namespace
 
 extern const OpRegistration kAddOp = {
-    fb::OpCode::ADD, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, VerifyBinaryElementwise,
-    FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup)};
+    fb::OpCode::ADD, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, VerifyBinaryElementwise,
+    FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, nullptr)};
 
 }  // namespace mtan

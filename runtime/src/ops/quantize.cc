@@ -92,7 +92,7 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float* rows, const fb:
 }  // namespace
 
 extern const OpRegistration kQuantizeOp = {
-    fb::OpCode::QUANTIZE, /*reads_model_input=*/true, /*fuses_relu=*/false, /*any_rank=*/true, Verify, FloatBound,
-    MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr)};
+    fb::OpCode::QUANTIZE, /*reads_model_input=*/true, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, Verify, FloatBound,
+    MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan

@@ -4,7 +4,7 @@
 namespace mtan {
 
 extern const OpRegistration kQuantizeOp, kFullyConnectedOp, kLogisticOp, kTanhOp, kMulOp, kAddOp,
-    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp, kConcatOp, kReshapeOp;
+    kAttentionPoolOp, kSoftmaxOp, kDequantizeOp, kConcatOp, kReshapeOp, kEmbeddingBagOp;
 
 namespace {
 
@@ -20,6 +20,7 @@ const OpRegistration* const kOps[] = {
     &kDequantizeOp,     // DEQUANTIZE
     &kConcatOp,         // CONCAT
     &kReshapeOp,        // RESHAPE
+    &kEmbeddingBagOp,   // EMBEDDING_BAG
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(fb::OpCode::MAX) + 1,
               "one registration per opcode of schema/mtan.fbs");

@@ -136,6 +136,9 @@ struct OpRegistration {
   // Activations of any per-row rank (elementwise operators, RESHAPE); else
   // every activation it reads or writes is rank 1 (checked by the verifier).
   bool any_rank;
+  // May read int64 activations (tensor inputs of ids); no other operator
+  // may (checked by the verifier).
+  bool reads_ids;
   mtan_status (*verify)(VerifyContext& ctx, uint32_t o);
   // Bound of a float32 output; a value beyond 2^127 is refused with
   // bound_error.
@@ -150,6 +153,9 @@ struct OpRegistration {
   bool (*xnn_handles)(const OpState& op);
   int (*xnn_create)(const OpState& op, void** xnn_op);
   int (*xnn_setup)(const OpState& op, void* xnn_op, uint32_t batch, void* threadpool);
+  // Optional (null: yes): whether this instance may run on the caller's
+  // threadpool; if not, XNNPACK runs it on the calling thread alone.
+  bool (*xnn_uses_pool)(const OpState& op);
 };
 
 // The registration of `code`, or null for a value outside the schema's enum.
@@ -157,9 +163,9 @@ const OpRegistration* FindOp(fb::OpCode code);
 
 // The XNNPACK part of a registration: compiled only into XNNPACK builds.
 #if MTAN_HAS_XNNPACK
-#define MTAN_XNNPACK_OP(handles, create, setup) handles, create, setup
+#define MTAN_XNNPACK_OP(handles, create, setup, uses_pool) handles, create, setup, uses_pool
 #else
-#define MTAN_XNNPACK_OP(handles, create, setup) nullptr, nullptr, nullptr
+#define MTAN_XNNPACK_OP(handles, create, setup, uses_pool) nullptr, nullptr, nullptr, nullptr
 #endif
 
 }  // namespace mtan
