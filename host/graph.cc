@@ -66,15 +66,15 @@ struct GraphBuilder {
 
 }  // namespace
 
-Dense RandomDense(std::mt19937& rng, int in, int out) {
-  std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+Dense RandomDense(Rng& rng, int in, int out) {
+  const double sd = 1.0 / std::sqrt(static_cast<double>(in));
   Dense d;
   d.in = in;
   d.out = out;
   d.w.resize(static_cast<size_t>(in) * out);
   d.b.resize(out);
-  for (float& v : d.w) v = n(rng);
-  for (float& v : d.b) v = 0.1f * n(rng);
+  for (float& v : d.w) v = static_cast<float>(sd * rng.Normal());
+  for (float& v : d.b) v = static_cast<float>(0.1 * sd * rng.Normal());
   return d;
 }
 

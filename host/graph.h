@@ -4,11 +4,11 @@
 // mtan-bench --synthetic and the tests. Host only (STL, may throw).
 #pragma once
 
-#include <random>
 #include <string>
 #include <vector>
 
 #include "mtan_generated.h"
+#include "rng.h"
 
 namespace mtan::host {
 
@@ -36,7 +36,9 @@ struct TaskHead {
 
 // A layer with N(0, 1/in) weights and N(0, 0.01/in) biases: the random
 // networks of the tests, the fuzzer's seeds and mtan-bench --synthetic.
-Dense RandomDense(std::mt19937& rng, int in, int out);
+// Drawn with our own Rng (weights row by row, then biases), so that a seed
+// gives the same network under every standard library.
+Dense RandomDense(Rng& rng, int in, int out);
 
 // Float weights of a whole MTAN (or one of its ablations), in the graph's
 // terms. Cross-attention pools over the `z` of every task with has_cross.

@@ -319,21 +319,51 @@ TEST_CASE("the raw-input path: standardisation inside QUANTIZE survives mismatch
       CHECK(l.cosine > 0.999);
       CHECK(l.relative_rmse < 0.03);
     }
-    // Outputs: per-row agreement with float on fresh rows.
+    // Outputs: per-row agreement with float on the fresh rows the int8
+    // input can represent: every feature, standardized by the file's own
+    // (equalized) mean and std, within the input's int8 range (half a step
+    // of slack). A row beyond it is clipped by design (tools/convert/
+    // RESULTS.md, issue 13b), and its error measures how much a random
+    // network leans on that feature, not the standardisation: row 73's
+    // f3 = 491.8 lies beyond the calibration range, and the 0 to 3 clipped
+    // rows err by up to 0.21 over fixture seeds 21, 1021, ..., 19021.
     const auto bytes = test::ReadBytes(o.out_path);
+    const fb::ModelT qm = Unpack(bytes);
+    const int std_t = host::StandardizedInputTensor(qm);
+    REQUIRE(std_t >= 0);
+    const auto& iq = *qm.tensors[std_t]->quantization;
+    const double lsb = iq.scale[0];
+    const double z_lo = (-128 - iq.zero_point[0] - 0.5) * lsb, z_hi = (127 - iq.zero_point[0] + 0.5) * lsb;
     test::Loaded q(bytes, 0, MTAN_BACKEND_XNNPACK);
     test::Loaded f(test::ReadBytes(fx.float_model), 0, MTAN_BACKEND_XNNPACK);
     const auto fresh = test::RandomRows(77, 300);
     const auto yq = q.Run(fresh, 300, MTAN_ALL_TASKS), yf = f.Run(fresh, 300, MTAN_ALL_TASKS);
-    // The fixture's probabilities vary little (each spans 0.056 to 0.12 over
-    // these rows): the bound must sit well inside that spread. 0.02 is 2.2x
-    // the largest difference measured (0.0089, percentile), and below half
-    // of every output's range (checked).
+    std::vector<char> representable(300, 1);
+    int kept = 0;
+    for (int r = 0; r < 300; ++r) {
+      for (size_t i = 0; i < qm.inputs.size(); ++i) {
+        const double z = (fresh[r * 10 + i] - qm.inputs[i]->mean) / qm.inputs[i]->std;
+        if (z < z_lo || z > z_hi) representable[r] = 0;
+      }
+      kept += representable[r];
+    }
+    // Ranges too narrow would clip many rows: 297 to 300 of the 300 are
+    // representable over the 20 seeds (299 here).
+    CHECK(kept >= 290);
+    // The fixture's probabilities vary little (here each output spans 0.061
+    // to 0.27 over these rows): the bound must sit well inside that spread.
+    // The largest difference on the representable rows, over fixture seeds
+    // 21, 1021, ..., 19021 (20 seeds, percentile and mse): 0.0030 to
+    // 0.0121, 0.0073 at seed 21. 0.02 is 1.65x the largest, and below half
+    // of the narrowest output's range on each of those seeds (0.0204 at
+    // the least; checked here). Broken on purpose (seed 21, percentile): stds
+    // 5% off give 0.027; price means off by a tenth of their equalized
+    // half-width leave 16 rows representable.
     constexpr double kBound = 0.02;
     for (int k = 0; k < 5; ++k) {
       double max_p = 0, lo = 1, hi = 0;
       for (int r = 0; r < 300; ++r) {
-        max_p = std::max(max_p, std::fabs(double(yq[r * 6 + k]) - yf[r * 6 + k]));
+        if (representable[r]) max_p = std::max(max_p, std::fabs(double(yq[r * 6 + k]) - yf[r * 6 + k]));
         lo = std::min(lo, double(yf[r * 6 + k]));
         hi = std::max(hi, double(yf[r * 6 + k]));
       }
@@ -506,8 +536,23 @@ TEST_CASE("float fallback: the most sensitive layers stay float until the expect
   }
   CHECK(Property(q, "float_fallback") == names);
   // Float weights cost bytes: a float FULLY_CONNECTED 3 more bytes per
-  // weight, less the 4-byte scale per row, give or take the structure of
-  // its QUANTIZE and DEQUANTIZE; anything else next to nothing.
+  // weight, less the 4-byte scale per row, give or take the structure
+  // around it: at most one QUANTIZE or DEQUANTIZE (with its tensor, ~120 B
+  // here) at its input and one at its output, which depend on whether its
+  // neighbours are float too, and its output's int8 parameters (~50 B).
+  // The layers are small (trunk0.fc1's 10x32 weights: 832 B), so that
+  // structure is up to a third of the formula and a relative tolerance
+  // holds only for some draws. Measured, minus the formula, over fixture
+  // seeds 5, 1005, ..., 29005 with both the old std::normal_distribution
+  // and the host::Rng weights (133 FULLY_CONNECTED fallbacks): -304 B
+  // (trunk0.fc1 with float neighbours, which in int8 would need both
+  // conversions) to +192 B (in float between int8 layers); -288 B here.
+  // 320 B is both conversions and the parameters with a little margin. It
+  // still fails a wrong count on this seed's trunk0.fc1 and trunk0.fc2:
+  // 0 bytes, or the float weights' 4 B each without the int8 ones taken off.
+  // Other operators add no weights: -144 to +464 B over the 143 others
+  // (an ATTENTION_POOL's conversions on its inputs and its output).
+  constexpr int64_t kStructureBytes = 320;
   const fb::ModelT f = Unpack(test::ReadBytes(fx.float_model));
   for (const auto& fr : report.fallback) {
     CAPTURE(fr.name);
@@ -515,7 +560,9 @@ TEST_CASE("float fallback: the most sensitive layers stay float until the expect
       if (f.tensors[op->outputs[0]]->name != fr.name) continue;
       if (op->opcode == fb::OpCode::FULLY_CONNECTED) {
         const auto& w = f.tensors[op->inputs[1]]->shape;
-        CHECK(fr.added_bytes == doctest::Approx(3 * w[0] * w[1] - 4 * w[0]).epsilon(0.15));
+        const int64_t weights = 3 * w[0] * w[1] - 4 * w[0];
+        CAPTURE(weights);
+        CHECK(std::abs(fr.added_bytes - weights) <= kStructureBytes);
       } else {
         CHECK(std::abs(fr.added_bytes) < 512);
       }

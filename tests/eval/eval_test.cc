@@ -61,7 +61,20 @@ TEST_CASE("EvaluateModel scores the runtime's outputs with the shared metrics, i
   CHECK(e.eval[2].rows == static_cast<int64_t>((n + 1) / 2));  // spend observed on even rows
   // Labels come from the model itself: clearly better than chance.
   CHECK(host::MetricValue(e.eval[0], "auc") > 0.6);
-  CHECK(host::MetricValue(e.eval[2], "nmse") < 0.9);
+  // Spend's labels are the model's log1p(spend) plus N(0, 0.3^2) noise, and
+  // a random network's spend varies little (standard deviation 0.025 to
+  // 0.12 over the rows), so its NMSE, noise over label variance, is near 1
+  // on most draws: 0.835 to 1.003 over fixture seeds 7, 1007, ..., 19007
+  // (0.835 here), and a fixed bound such as 0.9 holds on 3 of those 20.
+  // What must hold on every draw is that the rows are paired with their
+  // own labels: the same predictions two rows off (labelled rows stay on
+  // labelled ones) score worse on each of the 20 seeds, by 0.013 to 0.31
+  // (1.145 against 0.835 here).
+  std::vector<float> spend_off(n);
+  for (size_t r = 0; r < n; ++r) spend_off[r] = spend[(r + 2) % n];
+  const auto off = host::EvaluateTask(e.spec.tasks[2], spend_off.data(), e.data.labels[2]);
+  REQUIRE(off[1].name == "nmse");
+  CHECK(host::MetricValue(e.eval[2], "nmse") < off[1].value);
   // One task alone: its plan only, same numbers.
   const Evaluated one = EvaluateFile(fx, fx.float_model, fx.test_csv, 2);
   REQUIRE(one.eval.size() == 1);

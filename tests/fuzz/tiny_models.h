@@ -33,7 +33,7 @@ constexpr Arch kArchs[] = {{"mtan", true, true, false},
 inline host::MtanWeights Weights(const Arch& arch, const std::vector<fb::TaskKind>& kinds,
                                  int features, uint32_t seed,
                                  const std::vector<std::string>& names = {}) {
-  std::mt19937 rng(seed);
+  host::Rng rng(seed);
   host::MtanWeights w;
   for (int i = 0; i < features; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));

@@ -10,7 +10,7 @@
 
 namespace mtan::test {
 host::MtanWeights RandomMtan(uint32_t seed, int features) {
-  std::mt19937 rng(seed);
+  host::Rng rng(seed);
   host::MtanWeights w;
   for (int i = 0; i < features; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));

@@ -11,13 +11,14 @@ namespace {
 
 host::MtanWeights DefaultMtan(uint32_t seed) {
   constexpr int kFeatures = 48, kTrunk1 = 256, kTrunk2 = 128, kMask = 32, kTask = 64, kAtt = 32;
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> mean(-5.0f, 50.0f), stddev(0.5f, 20.0f);
+  // host::Rng, not std::*_distribution: one seed, one model, on every
+  // standard library.
+  host::Rng rng(seed);
   host::MtanWeights w;
   for (int i = 0; i < kFeatures; ++i) {
     w.feature_names.push_back("f" + std::to_string(i));
-    w.mean.push_back(mean(rng));
-    w.stddev.push_back(stddev(rng));
+    w.mean.push_back(static_cast<float>(-5.0 + 55.0 * rng.Uniform()));
+    w.stddev.push_back(static_cast<float>(0.5 + 19.5 * rng.Uniform()));
   }
   w.trunks.push_back({host::RandomDense(rng, kFeatures, kTrunk1), host::RandomDense(rng, kTrunk1, kTrunk2)});
   struct Spec {
