@@ -221,11 +221,10 @@ inline bool AddReferenceGolden(fb::ModelT& model, const std::vector<float>& rows
 // p = sigmoid(w . s + b), one binary task "click", with a golden case whose
 // ids include the padding -1 (the fuzz seed of tensor inputs).
 inline fb::ModelT IdsModel(uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 0.5f);
+  host::Rng rng(seed);
   auto values = [&](size_t n) {
     std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
+    for (float& x : v) x = static_cast<float>(0.5 * rng.Normal());
     return v;
   };
   fb::ModelT m;
