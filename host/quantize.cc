@@ -41,6 +41,22 @@ void QuantizeWeightsPerChannel(const std::vector<float>& w, int out, int in,
   }
 }
 
+void QuantizeRowsAsymmetric(const std::vector<float>& t, int rows, int cols, std::vector<int8_t>* q,
+                            std::vector<float>* scales, std::vector<int32_t>* zero_points) {
+  q->assign(static_cast<size_t>(rows) * cols, 0);
+  scales->assign(rows, 1.0f);
+  zero_points->assign(rows, 0);
+  for (int r = 0; r < rows; ++r) {
+    const float* row = t.data() + static_cast<size_t>(r) * cols;
+    const auto [lo, hi] = std::minmax_element(row, row + cols);
+    ChooseAsymmetric(Range{*lo, *hi}, &(*scales)[r], &(*zero_points)[r]);
+    for (int c = 0; c < cols; ++c) {
+      const long v = std::lrint(row[c] / (*scales)[r]) + (*zero_points)[r];
+      (*q)[static_cast<size_t>(r) * cols + c] = static_cast<int8_t>(std::clamp(v, -128L, 127L));
+    }
+  }
+}
+
 std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale,
                                   const std::vector<float>& weight_scales,
                                   const std::vector<int8_t>& weights) {
@@ -195,7 +211,7 @@ QuantizeRule RuleFor(fb::OpCode code) {
     case fb::OpCode::SOFTMAX: return {true, -1};
     case fb::OpCode::CONCAT: return {false, -1};  // each input keeps its own scale
     case fb::OpCode::RESHAPE: return {false, -1, true};  // the same values, relabelled
-    case fb::OpCode::EMBEDDING_BAG: return {true, 0};  // int64 ids and a float table (int8: issue 15)
+    case fb::OpCode::EMBEDDING_BAG: return {true, 0};  // float output; its table row-wise int8 below
     case fb::OpCode::DEQUANTIZE: break;  // only int8 models have one
   }
   throw std::invalid_argument(std::string("no quantize rule for operator ") +
@@ -390,6 +406,23 @@ fb::ModelT QuantizeModel(const fb::ModelT& float_model, const std::vector<Range>
       m.buffers[b.buffer]->data.assign(reinterpret_cast<const uint8_t*>(qb.data()),
                                        reinterpret_cast<const uint8_t*>(qb.data()) + qb.size() * 4);
       b.dtype = fb::DType::INT32;
+    }
+    // An embedding table becomes row-wise int8 (once, when tables are
+    // shared), unless float_ops keeps the bag in float.
+    const bool forced_float = !options.float_ops.empty() && options.float_ops[o];
+    if (op->opcode == fb::OpCode::EMBEDDING_BAG && !forced_float &&
+        m.tensors[op->inputs.at(1)]->dtype == fb::DType::FLOAT32) {
+      auto& t = *m.tensors[op->inputs[1]];
+      std::vector<int8_t> qt;
+      std::vector<float> scales;
+      std::vector<int32_t> zps;
+      QuantizeRowsAsymmetric(BufferAs<float>(m, t.buffer), t.shape.at(0), t.shape.at(1), &qt, &scales, &zps);
+      m.buffers[t.buffer]->data.assign(reinterpret_cast<uint8_t*>(qt.data()),
+                                       reinterpret_cast<uint8_t*>(qt.data()) + qt.size());
+      t.dtype = fb::DType::INT8;
+      t.quantization = std::make_unique<fb::QuantizationT>();
+      t.quantization->scale = scales;
+      t.quantization->zero_point = zps;
     }
     ops.push_back(std::move(op));
   }

@@ -24,6 +24,12 @@ void ChooseAsymmetric(Range r, float* scale, int32_t* zero_point);
 void QuantizeWeightsPerChannel(const std::vector<float>& w, int out, int in,
                                std::vector<int8_t>* q, std::vector<float>* scales);
 
+// Asymmetric per-row int8 (an embedding table's row-wise layout): each row
+// of the [rows][cols] matrix gets ChooseAsymmetric's scale and zero point
+// for its own range, real = scale[r] * (q - zero_point[r]).
+void QuantizeRowsAsymmetric(const std::vector<float>& t, int rows, int cols, std::vector<int8_t>* q,
+                            std::vector<float>* scales, std::vector<int32_t>* zero_points);
+
 // Int32 bias at scale s_x * s_w[o], rounded to nearest, saturated so that
 // |bias| + 256 * sum |w| fits in int32 (the runtime's accumulator bound).
 // `weights` is the int8 [out][in] matrix.

@@ -6,8 +6,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mtan_generated.h"
+
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#endif
+#include <xxhash.h>
 
 namespace mtan {
 
@@ -86,6 +92,46 @@ inline Lifetime TensorInputLifetime(int32_t last_reader) {
 }
 inline bool LiveTogether(const Lifetime& a, const Lifetime& b) {
   return a.first <= b.last && b.first <= a.last;
+}
+
+// Ids (schema: IdMap). -1 is padding under every map. A string id is the
+// XXH64 (seed 0) of its bytes as int64, -1 moved to -2 so that no string
+// pads (mtan_hash_id, which apps call, and the trainer's hashing are this).
+constexpr int64_t kPaddingId = -1;
+inline int64_t HashId(const void* bytes, size_t n) {
+  const int64_t h = static_cast<int64_t>(XXH64(bytes, n, 0));
+  return h == kPaddingId ? -2 : h;
+}
+// VOCABULARY: the row of `key` among `count` ascending keys (read without
+// assuming alignment), or `count`, the out-of-vocabulary row.
+inline int64_t VocabularyRow(const uint8_t* keys, uint32_t count, int64_t key) {
+  uint32_t lo = 0, hi = count;
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    int64_t k;
+    memcpy(&k, keys + static_cast<size_t>(mid) * 8, 8);
+    if (k < key) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < count) {
+    int64_t k;
+    memcpy(&k, keys + static_cast<size_t>(lo) * 8, 8);
+    if (k == key) return lo;
+  }
+  return count;
+}
+// The rows a tensor input's ids map to: the vocabulary's keys plus the
+// out-of-vocabulary row, the hash buckets, or 0 when the ids are rows already
+// (then only the run can check them against a table).
+inline uint32_t TensorInputRows(const fb::Model* m, const fb::TensorInput* in) {
+  if (in->id_map() == fb::IdMap::HASHED) return in->hash_buckets();
+  if (in->id_map() == fb::IdMap::VOCABULARY)
+    return m->buffers()->Get(in->vocabulary())->data()->size() / 8 + 1;
+  return 0;
+}
+// HASHED: the bucket of `id`.
+inline int64_t HashedRow(int64_t id, uint32_t buckets) {
+  return static_cast<int64_t>(static_cast<uint64_t>(id) % buckets);
 }
 
 }  // namespace mtan

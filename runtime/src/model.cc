@@ -292,6 +292,28 @@ size_t TensorInputRowBytes(const mtan_model* model, uint32_t j) {
   return static_cast<size_t>(RowElements(*t->shape())) * DTypeBytes(t->dtype());
 }
 
+// Copies `rows` rows of the caller's ids into the arena, mapped to table
+// rows by the tensor input's IdMap (contract.h). Padding stays -1.
+void CopyIds(const fb::Model* m, const fb::TensorInput* in, const uint8_t* src, uint8_t* dst,
+             size_t ids) {
+  if (in->id_map() == fb::IdMap::ROWS) {
+    memcpy(dst, src, ids * 8);
+    return;
+  }
+  const uint32_t buckets = in->hash_buckets();
+  const auto* vocabulary = in->id_map() == fb::IdMap::VOCABULARY
+                               ? m->buffers()->Get(in->vocabulary())->data()
+                               : nullptr;
+  for (size_t i = 0; i < ids; ++i) {
+    int64_t id;
+    memcpy(&id, src + i * 8, 8);
+    if (id != kPaddingId)
+      id = vocabulary ? VocabularyRow(vocabulary->data(), vocabulary->size() / 8, id)
+                      : HashedRow(id, buckets);
+    memcpy(dst + i * 8, &id, 8);
+  }
+}
+
 // Copies the caller's tensor inputs into their planned arena bytes.
 mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint32_t count,
                              uint32_t batch) {
@@ -312,7 +334,8 @@ mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint3
                       model->fb->tensor_inputs()->Get(j)->name()->c_str());
     uint8_t* dst = model->activations +
                    static_cast<size_t>(TensorInput(model, j)->arena_offset()) * model->max_batch;
-    memcpy(dst, inputs[j], TensorInputRowBytes(model, j) * batch);
+    CopyIds(model->fb, model->fb->tensor_inputs()->Get(j), static_cast<const uint8_t*>(inputs[j]),
+            dst, TensorInputRowBytes(model, j) * batch / 8);
   }
   return MTAN_OK;
 }
@@ -531,7 +554,14 @@ mtan_status mtan_tensor_input_info(const mtan_model* model, uint32_t index, mtan
   for (uint32_t d = 0; d < MTAN_MAX_RANK; ++d)
     info_out->shape[d] = d < info_out->rank ? static_cast<uint32_t>(t->shape()->Get(d)) : 0;
   info_out->row_bytes = static_cast<uint32_t>(TensorInputRowBytes(model, index));
+  const fb::TensorInput* in = model->fb->tensor_inputs()->Get(index);
+  info_out->id_map = static_cast<uint32_t>(in->id_map());
+  info_out->id_rows = TensorInputRows(model->fb, in);
   return MTAN_OK;
+}
+
+int64_t mtan_hash_id(const void* bytes, size_t length) {
+  return HashId(bytes == nullptr ? "" : bytes, bytes == nullptr ? 0 : length);
 }
 
 mtan_status mtan_tensor_count(const mtan_model* model, uint32_t* count_out) {

@@ -144,8 +144,49 @@ struct Checker : VerifyContext {
         return SetError(MTAN_ERROR_GRAPH, "tensor input '%s': tensor %d '%s' is already a model "
                         "input", in->name()->c_str(), t, TensorName(m, t));
       is_tensor_input[t] = 1;
+      MTAN_RETURN_IF_ERROR(CheckIdMap(in));
     }
     return MTAN_OK;
+  }
+
+  // A tensor input's IdMap: a vocabulary of ascending distinct int64 keys in
+  // a buffer, or at least one hash bucket; no field of another map set.
+  mtan_status CheckIdMap(const fb::TensorInput* in) {
+    const char* name = in->name()->c_str();
+    switch (in->id_map()) {
+      case fb::IdMap::ROWS:
+        if (in->vocabulary() != 0 || in->hash_buckets() != 0) break;
+        return MTAN_OK;
+      case fb::IdMap::VOCABULARY: {
+        if (in->hash_buckets() != 0 || in->vocabulary() == 0 ||
+            in->vocabulary() >= m->buffers()->size())
+          break;
+        const auto* keys = m->buffers()->Get(in->vocabulary())->data();
+        if (keys == nullptr || keys->size() == 0 || keys->size() % 8 != 0 ||
+            keys->size() / 8 >= static_cast<uint32_t>(MTAN_MAX_DIM))
+          return SetError(MTAN_ERROR_BUFFER, "tensor input '%s': vocabulary buffer %u holds %u "
+                          "bytes, not 1..%d int64 keys", name, in->vocabulary(),
+                          keys ? keys->size() : 0, MTAN_MAX_DIM - 1);
+        for (uint32_t k = 1; k < keys->size() / 8; ++k) {
+          int64_t a, b;
+          memcpy(&a, keys->data() + (k - 1) * 8, 8);
+          memcpy(&b, keys->data() + k * 8, 8);
+          if (!(a < b))
+            return SetError(MTAN_ERROR_BUFFER, "tensor input '%s': vocabulary keys %u and %u are "
+                            "not ascending and distinct (%lld, %lld)", name, k - 1, k,
+                            static_cast<long long>(a), static_cast<long long>(b));
+        }
+        return MTAN_OK;
+      }
+      case fb::IdMap::HASHED:
+        if (in->vocabulary() != 0 || in->hash_buckets() == 0 ||
+            in->hash_buckets() > static_cast<uint32_t>(MTAN_MAX_DIM))
+          break;
+        return MTAN_OK;
+    }
+    return SetError(MTAN_ERROR_OPERATOR, "tensor input '%s': id map %d with vocabulary buffer %u "
+                    "and %u hash buckets is not a valid map", name,
+                    static_cast<int>(in->id_map()), in->vocabulary(), in->hash_buckets());
   }
 
   // The caller's values: the dense rows or a tensor input.
@@ -398,6 +439,9 @@ struct Checker : VerifyContext {
     if (op->activation() > fb::Activation::MAX ||
         (op->activation() != fb::Activation::NONE && !reg->fuses_relu))
       return Fail(o, "activation is only RELU on FULLY_CONNECTED");
+    if (op->combiner() > fb::Combiner::MAX ||
+        (op->combiner() != fb::Combiner::SUM && op->opcode() != fb::OpCode::EMBEDDING_BAG))
+      return Fail(o, "a combiner other than SUM is for EMBEDDING_BAG only");
 
     if (!reg->any_rank) {
       for (uint32_t k = 0; k <= ins->size(); ++k) {
@@ -518,6 +562,13 @@ struct Checker : VerifyContext {
 }  // namespace
 
 const char* VerifyContext::Name(uint32_t i) const { return TensorName(m, i); }
+
+uint32_t VerifyContext::IdRows(uint32_t t) const {
+  for (uint32_t j = 0; m->tensor_inputs() && j < m->tensor_inputs()->size(); ++j)
+    if (m->tensor_inputs()->Get(j)->tensor() == static_cast<int32_t>(t))
+      return TensorInputRows(m, m->tensor_inputs()->Get(j));
+  return 0;
+}
 
 bool VerifyContext::SameShape(uint32_t a, uint32_t b) const {
   const auto* sa = T(a)->shape();

@@ -153,7 +153,7 @@ TEST_CASE("tensor inputs: listed with their dtype and shape") {
   const std::string path = dir.Write("ids.mtan", host::FinishModel(m, 4));
   const Outcome text = Inspect({path});
   REQUIRE_MESSAGE(text.code == 0, text.err);
-  for (const std::string& want : std::vector<std::string>{"tensor inputs (1)", "ids", "INT64 [4]",
+  for (const std::string& want : std::vector<std::string>{"tensor inputs (1)", "ids", "INT64 [4] ids: row numbers",
                                                           "EMBEDDING_BAG", "i64→f32"})
     CHECK_MESSAGE(text.out.find(want) != std::string::npos, "missing '" << want << "'");
   const Outcome json = Inspect({path, "--json"});
@@ -163,6 +163,7 @@ TEST_CASE("tensor inputs: listed with their dtype and shape") {
   CHECK(d["tensor_inputs"][0]["name"] == "ids");
   CHECK(d["tensor_inputs"][0]["dtype"] == "INT64");
   CHECK(d["tensor_inputs"][0]["shape"] == std::vector<int>{4});
+  CHECK(d["tensor_inputs"][0]["id_map"] == "ROWS");
 }
 
 TEST_CASE("--summary: the tasks and the arena without the long lists") {

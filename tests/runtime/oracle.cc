@@ -253,14 +253,18 @@ std::vector<double> ConcatF32(const std::vector<const float*>& inputs,
 }
 
 std::vector<double> EmbeddingBagF32(const int64_t* ids, uint32_t rows, uint32_t length,
-                                    const float* table, uint32_t width) {
+                                    const double* table, uint32_t width, bool mean) {
   std::vector<double> y(static_cast<size_t>(rows) * width, 0.0);
-  for (size_t r = 0; r < rows; ++r)
+  for (size_t r = 0; r < rows; ++r) {
+    int count = 0;
     for (size_t l = 0; l < length; ++l) {
       const int64_t id = ids[r * length + l];
       if (id == -1) continue;
+      ++count;
       for (size_t k = 0; k < width; ++k) y[r * width + k] += table[static_cast<size_t>(id) * width + k];
     }
+    for (size_t k = 0; mean && count > 0 && k < width; ++k) y[r * width + k] /= count;
+  }
   return y;
 }
 

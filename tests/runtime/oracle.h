@@ -89,10 +89,12 @@ std::vector<Accept> ConcatS8(const std::vector<const int8_t*>& inputs, const std
 std::vector<double> ConcatF32(const std::vector<const float*>& inputs,
                               const std::vector<uint32_t>& channels, uint32_t rows);
 
-// EMBEDDING_BAG: per row, the sum of table rows ids[l] (table [V, width]),
-// skipping the padding id -1. Ids must be valid (the runtime refuses others).
+// EMBEDDING_BAG: per row, the sum (mean: the sum over the count) of table
+// rows ids[l] (table [V, width], an int8 table dequantized), skipping the
+// padding id -1; an all-padding bag is zeros. Ids must be valid rows (the
+// runtime refuses others).
 std::vector<double> EmbeddingBagF32(const int64_t* ids, uint32_t rows, uint32_t length,
-                                    const float* table, uint32_t width);
+                                    const double* table, uint32_t width, bool mean);
 
 // DEQUANTIZE: scale * (q - zero_point).
 std::vector<double> DequantizeS8(const int8_t* x, size_t n, Quant x_q);

@@ -301,15 +301,28 @@ class Walk {
       case fb::OpCode::EMBEDDING_BAG: {
         const fb::Tensor* table = T(in->Get(1));
         const uint32_t length = Channels(x), width = Channels(y);
+        const uint32_t vocab = static_cast<uint32_t>(table->shape()->Get(0));
         const int64_t* ids = static_cast<const int64_t*>(Data(x));
-        const float* rows = static_cast<const float*>(Data(in->Get(1)));
-        const auto want = oracle::EmbeddingBagF32(ids, n_, length, rows, width);
+        // The table as real values: float, or int8 row-wise.
+        std::vector<double> rows(static_cast<size_t>(vocab) * width);
+        for (size_t i = 0; i < rows.size(); ++i) {
+          if (table->dtype() == fb::DType::FLOAT32) {
+            rows[i] = static_cast<const float*>(Data(in->Get(1)))[i];
+          } else {
+            const fb::Quantization* q = table->quantization();
+            const size_t r = i / width;
+            const int zp = q->zero_point() && q->zero_point()->size() ? q->zero_point()->Get(r) : 0;
+            rows[i] = double(q->scale()->Get(r)) * (static_cast<const int8_t*>(Data(in->Get(1)))[i] - zp);
+          }
+        }
+        const bool mean = op->combiner() == fb::Combiner::MEAN;
+        const auto want = oracle::EmbeddingBagF32(ids, n_, length, rows.data(), width, mean);
         // A float sum of `length` terms: error relative to the sum of |terms|.
         std::vector<double> tol(want.size(), 1e-30);
         for (uint32_t r = 0; r < n_; ++r)
           for (uint32_t l = 0; l < length; ++l) {
             const int64_t id = ids[static_cast<size_t>(r) * length + l];
-            REQUIRE((id >= -1 && id < table->shape()->Get(0)));
+            REQUIRE((id >= -1 && id < vocab));
             for (uint32_t k = 0; id >= 0 && k < width; ++k)
               tol[static_cast<size_t>(r) * width + k] += 1e-6 * (length + 1) *
                                                          std::fabs(rows[static_cast<size_t>(id) * width + k]);
@@ -480,11 +493,24 @@ class Graph {
     return t;
   }
   // EMBEDDING_BAG of `ids` over the float table [rows, width].
-  int EmbeddingBag(int ids, const std::vector<float>& table, int width) {
+  int EmbeddingBag(int ids, const std::vector<float>& table, int width, bool mean = false) {
     const int rows = static_cast<int>(table.size()) / width;
-    const int tt = Constant(fb::DType::FLOAT32, {rows, width}, table.data(), table.size() * 4);
+    return Bag(ids, Constant(fb::DType::FLOAT32, {rows, width}, table.data(), table.size() * 4), width, mean);
+  }
+  // ... over an int8 table with a scale and a zero point per row.
+  int EmbeddingBagS8(int ids, const std::vector<int8_t>& table, const std::vector<float>& scales,
+                     const std::vector<int32_t>& zps, int width, bool mean) {
+    const int rows = static_cast<int>(table.size()) / width;
+    const int tt = Constant(fb::DType::INT8, {rows, width}, table.data(), table.size());
+    m_.tensors[tt]->quantization = std::make_unique<fb::QuantizationT>();
+    m_.tensors[tt]->quantization->scale = scales;
+    m_.tensors[tt]->quantization->zero_point = zps;
+    return Bag(ids, tt, width, mean);
+  }
+  int Bag(int ids, int table, int width, bool mean) {
     const int y = F32(width);
-    Op(fb::OpCode::EMBEDDING_BAG, {ids, tt}, y);
+    Op(fb::OpCode::EMBEDDING_BAG, {ids, table}, y);
+    m_.operators.back()->combiner = mean ? fb::Combiner::MEAN : fb::Combiner::SUM;
     return y;
   }
   // A task returning `t` (dequantized first when int8).
@@ -805,7 +831,7 @@ TEST_CASE("oracle: RESHAPE to [H, W, C] rows, elementwise operators on them, and
   CHECK(d.channels == static_cast<uint32_t>(e));
 }
 
-TEST_CASE("oracle: EMBEDDING_BAG over int64 ids of a tensor input, padding, and its int8 reader") {
+TEST_CASE("oracle: EMBEDDING_BAG sum and mean, float and row-wise int8 tables, padding, and its int8 reader") {
   std::mt19937 rng(49);
   const uint32_t n = 40;
   const int length = 6, vocab = 9, width = 5;
@@ -817,8 +843,19 @@ TEST_CASE("oracle: EMBEDDING_BAG over int64 ids of a tensor input, padding, and 
   for (float& v : table) v = normal(rng);
   const int bag = g.EmbeddingBag(ids, table, width);
   g.Output(bag);
+  g.Output(g.EmbeddingBag(ids, table, width, /*mean=*/true));
   // Its float output quantized for an int8 reader (QUANTIZE of an activation).
   g.Output(g.Unary(fb::OpCode::LOGISTIC, g.Requantize(bag, {0.04f, 3})));
+  // Row-wise int8 tables: codes at every extreme, zero points on both sides.
+  std::uniform_int_distribution<int> code(-128, 127);
+  std::vector<int8_t> q(vocab * width);
+  for (auto& c : q) c = static_cast<int8_t>(code(rng));
+  q[0] = -128, q[1] = 127;
+  std::vector<float> scales(vocab);
+  std::vector<int32_t> zps(vocab);
+  for (int r = 0; r < vocab; ++r) scales[r] = 0.01f * (r + 1), zps[r] = (r % 2 ? 1 : -1) * 10 * r;
+  g.Output(g.EmbeddingBagS8(ids, q, scales, zps, width, false));
+  g.Output(g.EmbeddingBagS8(ids, q, scales, zps, width, true));
   const auto file = g.Finish(n);
   // Ids in -1..vocab-1 (-1 pads), row 0 all padding, row 1 one id repeated.
   std::uniform_int_distribution<int> id(-1, vocab - 1);
@@ -831,7 +868,7 @@ TEST_CASE("oracle: EMBEDDING_BAG over int64 ids of a tensor input, padding, and 
   for (mtan_backend be : kBackends) {
     CAPTURE(be);
     const auto tally = CheckModel(file, rows, n, be, bytes);
-    CHECK(tally.at(fb::OpCode::EMBEDDING_BAG).values == n * width);
+    CHECK(tally.at(fb::OpCode::EMBEDDING_BAG).values == 4 * n * width);
     CHECK(tally.at(fb::OpCode::QUANTIZE).values == n * (3 + width));
     CHECK(tally.at(fb::OpCode::QUANTIZE).off == 0);
   }

@@ -3,6 +3,7 @@
 // (mtan_run_inputs, mtan_tensor_input_info), carried by golden cases, and
 // the verifier's rules for them. The kernel against the oracle: oracle_test.cc.
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -320,20 +321,72 @@ TEST_CASE("tensor inputs: the verifier's rules") {
            m.golden[0]->tensor_input.resize(8 * kLength);
          }),
          MTAN_ERROR_SHAPE, "bytes of tensor inputs");
+  // Id maps: a vocabulary of ascending distinct int64 keys, buckets >= 1,
+  // no field of another map, and a table with the rows the map produces.
+  auto vocabulary = [](fb::ModelT& m, std::vector<int64_t> keys, size_t bytes) {
+    auto b = std::make_unique<fb::BufferT>();
+    b->data.assign(reinterpret_cast<const uint8_t*>(keys.data()),
+                   reinterpret_cast<const uint8_t*>(keys.data()) + bytes);
+    m.buffers.push_back(std::move(b));
+    m.tensor_inputs[0]->id_map = fb::IdMap::VOCABULARY;
+    m.tensor_inputs[0]->vocabulary = static_cast<uint32_t>(m.buffers.size() - 1);
+  };
+  CHECK(Verify(Edited([&](fb::ModelT& m) { vocabulary(m, {1, 5, 9}, 24); })) == MTAN_OK);
+  Expect(Edited([&](fb::ModelT& m) { vocabulary(m, {1, 9, 5}, 24); }), MTAN_ERROR_BUFFER,
+         "keys 1 and 2 are not ascending and distinct");
+  Expect(Edited([&](fb::ModelT& m) { vocabulary(m, {1, 5, 5}, 24); }), MTAN_ERROR_BUFFER,
+         "not ascending and distinct");
+  Expect(Edited([&](fb::ModelT& m) { vocabulary(m, {1, 5, 9}, 20); }), MTAN_ERROR_BUFFER,
+         "not 1..");
+  Expect(Edited([&](fb::ModelT& m) { vocabulary(m, {1, 2, 3, 4, 5, 6, 7}, 56); }), MTAN_ERROR_SHAPE,
+         "map to 8 rows, table 'table' has 7");
+  Expect(Edited([&](fb::ModelT& m) { vocabulary(m, {1}, 8); m.tensor_inputs[0]->hash_buckets = 2; }),
+         MTAN_ERROR_OPERATOR, "is not a valid map");
+  Expect(Edited([](fb::ModelT& m) { m.tensor_inputs[0]->id_map = fb::IdMap::HASHED; }),
+         MTAN_ERROR_OPERATOR, "is not a valid map");
+  Expect(Edited([](fb::ModelT& m) { m.tensor_inputs[0]->hash_buckets = 3; }), MTAN_ERROR_OPERATOR,
+         "is not a valid map");
+  Expect(Edited([](fb::ModelT& m) {
+           m.tensor_inputs[0]->id_map = fb::IdMap::HASHED;
+           m.tensor_inputs[0]->hash_buckets = kVocab + 1;
+         }),
+         MTAN_ERROR_SHAPE, "map to 8 rows");
+  // The combiner belongs to EMBEDDING_BAG.
+  Expect(Edited([](fb::ModelT& m) { m.operators.back()->combiner = fb::Combiner::MEAN; }),
+         MTAN_ERROR_OPERATOR, "combiner");
+  // An int8 table has a scale per row.
+  Expect(Edited([](fb::ModelT& m) {
+           auto& t = *m.tensors[Find(m, "table")];
+           t.dtype = fb::DType::INT8;
+           m.buffers[t.buffer]->data.resize(kVocab * kWidth);
+           t.quantization = std::make_unique<fb::QuantizationT>();
+           t.quantization->scale = {0.1f};
+         }),
+         MTAN_ERROR_QUANTIZATION, "one scale per row");
 }
 
-TEST_CASE("tensor inputs: the quantizer keeps EMBEDDING_BAG float and quantizes its readers") {
+TEST_CASE("tensor inputs: the quantizer makes the table row-wise int8, the bag's output float") {
   const BagNet net;
   fb::ModelT f = BagModel(net);
   std::vector<host::Range> ranges(f.tensors.size(), host::Range{-6.0f, 6.0f});
   fb::ModelT q = host::QuantizeModel(f, ranges);
+  const fb::TensorT& table = *q.tensors[Find(q, "table")];
+  CHECK(table.dtype == fb::DType::INT8);
+  CHECK(table.quantization->scale.size() == static_cast<size_t>(kVocab));
+  CHECK(table.quantization->zero_point.size() == static_cast<size_t>(kVocab));
   for (const auto& op : q.operators)
     if (op->opcode == fb::OpCode::EMBEDDING_BAG) {
       CHECK(q.tensors[op->inputs[0]]->dtype == fb::DType::INT64);
-      CHECK(q.tensors[op->inputs[1]]->dtype == fb::DType::FLOAT32);
       CHECK(q.tensors[op->outputs[0]]->dtype == fb::DType::FLOAT32);
     }
   CHECK(q.tensors[Find(q, "a")]->dtype == fb::DType::INT8);
+  // Each table value within half a step of its row's scale.
+  for (int r = 0; r < kVocab; ++r)
+    for (int k = 0; k < kWidth; ++k) {
+      const int8_t code = static_cast<int8_t>(q.buffers[table.buffer]->data[r * kWidth + k]);
+      const float back = table.quantization->scale[r] * (code - table.quantization->zero_point[r]);
+      CHECK(std::fabs(back - net.table[r * kWidth + k]) <= 0.5f * table.quantization->scale[r] + 1e-6f);
+    }
   const uint32_t n = 8;
   test::Loaded rt(host::FinishModel(q, n), n, MTAN_BACKEND_DEFAULT);
   REQUIRE_MESSAGE(rt.status == MTAN_OK, mtan_last_error());
@@ -349,4 +402,77 @@ TEST_CASE("tensor inputs: the quantizer keeps EMBEDDING_BAG float and quantizes 
     CHECK(std::fabs(out[2 * r] - click) < 0.06);
     CHECK(std::fabs(out[2 * r + 1] - spend) < 0.15);
   }
+  // float_ops keeps the bag and its table in float.
+  host::QuantizeOptions keep;
+  keep.float_ops.assign(f.operators.size(), 0);
+  for (size_t o = 0; o < f.operators.size(); ++o)
+    keep.float_ops[o] = f.operators[o]->opcode == fb::OpCode::EMBEDDING_BAG;
+  fb::ModelT kept = host::QuantizeModel(f, ranges, keep);
+  CHECK(kept.tensors[Find(kept, "table")]->dtype == fb::DType::FLOAT32);
+}
+
+TEST_CASE("tensor inputs: vocabulary and hashed ids map to table rows, as contract.h defines") {
+  const BagNet net;
+  const uint32_t n = 6;
+  const std::vector<int64_t> keys = {-5, 3, 17, 100, 1000000000000, std::numeric_limits<int64_t>::max()};
+  // Keys, unknown keys (the out-of-vocabulary row, 6) and padding.
+  const std::vector<int64_t> raw = {
+      -5, 3, 17, 100, 1000000000000,  42, -1, -1, -1, -1,  std::numeric_limits<int64_t>::max(),
+      std::numeric_limits<int64_t>::min(), 4, 3, 3,  -1, -1, -1, -1, -1,  0, 18, 99, 101, -6,
+      17, -1, 17, -1, 17};
+  auto vocabulary_row = [&](int64_t k) -> int64_t {
+    if (k == -1) return -1;
+    const auto it = std::lower_bound(keys.begin(), keys.end(), k);
+    return it != keys.end() && *it == k ? it - keys.begin() : static_cast<int64_t>(keys.size());
+  };
+  const auto rows = Rows(n);
+  for (fb::IdMap map : {fb::IdMap::VOCABULARY, fb::IdMap::HASHED}) {
+    CAPTURE(static_cast<int>(map));
+    fb::ModelT m = BagModel(net);
+    auto& in = *m.tensor_inputs[0];
+    in.id_map = map;
+    std::vector<int64_t> ids = raw, want(raw.size());
+    if (map == fb::IdMap::VOCABULARY) {
+      auto b = std::make_unique<fb::BufferT>();
+      b->data.assign(reinterpret_cast<const uint8_t*>(keys.data()),
+                     reinterpret_cast<const uint8_t*>(keys.data() + keys.size()));
+      m.buffers.push_back(std::move(b));
+      in.vocabulary = static_cast<uint32_t>(m.buffers.size() - 1);
+      for (size_t i = 0; i < raw.size(); ++i) want[i] = vocabulary_row(raw[i]);
+    } else {
+      in.hash_buckets = kVocab;
+      // String ids as apps hash them, and raw integers, both bucketed.
+      const char* words[] = {"shoe", "boot", "", "sandal", "shoe"};
+      for (int i = 0; i < 5; ++i) ids[i] = mtan_hash_id(words[i], std::strlen(words[i]));
+      for (size_t i = 0; i < ids.size(); ++i)
+        want[i] = ids[i] == -1 ? -1 : static_cast<int64_t>(static_cast<uint64_t>(ids[i]) % kVocab);
+    }
+    test::Loaded rt(host::FinishModel(m, n, /*reuse_memory=*/false), n, MTAN_BACKEND_DEFAULT);
+    REQUIRE_MESSAGE(rt.status == MTAN_OK, mtan_last_error());
+    mtan_input_info info;
+    REQUIRE(mtan_tensor_input_info(rt.model, 0, &info) == MTAN_OK);
+    CHECK(info.id_map == static_cast<uint32_t>(map));
+    CHECK(info.id_rows == (map == fb::IdMap::VOCABULARY ? keys.size() + 1 : static_cast<uint32_t>(kVocab)));
+    std::vector<float> out(2 * n);
+    const void* inputs[] = {ids.data()};
+    REQUIRE_MESSAGE(mtan_run_inputs(rt.model, rows.data(), inputs, 1, n, MTAN_ALL_TASKS, out.data(),
+                                    out.size(), nullptr) == MTAN_OK, mtan_last_error());
+    // The rows the runtime looked up, and the outputs they give.
+    mtan_tensor_desc d;
+    REQUIRE(mtan_tensor_get(rt.model, static_cast<uint32_t>(Find(m, "viewed")), &d) == MTAN_OK);
+    CHECK(std::memcmp(d.data, want.data(), want.size() * 8) == 0);
+    for (uint32_t r = 0; r < n; ++r) {
+      double click, spend;
+      net.Run(&rows[r * kFeatures], &want[r * kLength], &click, &spend);
+      CHECK(out[2 * r] == doctest::Approx(click).epsilon(1e-5));
+    }
+  }
+}
+
+TEST_CASE("mtan_hash_id is XXH64 with seed 0, as xxhsum -H64 prints it") {
+  // `printf abc | xxhsum -H64` and `printf '' | xxhsum -H64`.
+  CHECK(static_cast<uint64_t>(mtan_hash_id("abc", 3)) == 0x44bc2cf5ad770999ull);
+  CHECK(static_cast<uint64_t>(mtan_hash_id("", 0)) == 0xef46db3751d8e999ull);
+  CHECK(mtan_hash_id(nullptr, 0) == mtan_hash_id("", 0));
+  CHECK(static_cast<uint64_t>(mtan_hash_id("shoe", 4)) == 0xe0748e95db1af70bull);
 }

@@ -94,7 +94,10 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
   Json tensor_inputs = Json::array();
   for (const auto& in : m.tensor_inputs) {
     const fb::TensorT& t = *m.tensors.at(in->tensor);
-    tensor_inputs.push_back({{"name", in->name}, {"dtype", fb::EnumNameDType(t.dtype)}, {"shape", t.shape}});
+    const size_t keys = in->id_map == fb::IdMap::VOCABULARY ? m.buffers.at(in->vocabulary)->data.size() / 8 : 0;
+    tensor_inputs.push_back({{"name", in->name}, {"dtype", fb::EnumNameDType(t.dtype)}, {"shape", t.shape},
+                             {"id_map", fb::EnumNameIdMap(in->id_map)}, {"vocabulary_keys", keys},
+                             {"hash_buckets", in->hash_buckets}});
   }
   d["tensor_inputs"] = tensor_inputs;
 
@@ -186,8 +189,11 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
   if (!d["tensor_inputs"].empty()) {
     out << "\ntensor inputs (" << d["tensor_inputs"].size() << "), per row:\n";
     for (const Json& in : d["tensor_inputs"])
-      out << fmt::format("  {:<24} {} {}\n", in["name"].get<std::string>(), in["dtype"].get<std::string>(),
-                         in["shape"].dump());
+      out << fmt::format("  {:<24} {} {} ids: {}\n", in["name"].get<std::string>(), in["dtype"].get<std::string>(),
+                         in["shape"].dump(),
+                         in["id_map"] == "VOCABULARY" ? fmt::format("vocabulary of {} keys", in["vocabulary_keys"].get<size_t>())
+                         : in["id_map"] == "HASHED"   ? fmt::format("hashed into {} buckets", in["hash_buckets"].get<uint32_t>())
+                                                      : std::string("row numbers"));
   }
 
   out << "\ntasks (" << d["tasks"].size() << "):\n";

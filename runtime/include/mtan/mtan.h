@@ -209,16 +209,26 @@ mtan_status mtan_task_find(const mtan_model* model, const char* name, int32_t* t
 mtan_status mtan_output_size(const mtan_model* model, int32_t task, uint32_t* floats_out);
 
 /* Tensor inputs: inputs beside the dense feature rows that the caller passes
- * as they are, e.g. int64 ids [L] for an embedding bag (-1 pads a shorter
- * list) or float pixels [H, W, C]. A model with any is run with
- * mtan_run_inputs. */
+ * as they are: int64 ids [L] for an embedding bag (-1 pads a shorter list).
+ * The model maps them to its table's rows (a vocabulary of keys, hashing
+ * into buckets, or row numbers as given: schema IdMap). A model with any is
+ * run with mtan_run_inputs. */
 typedef struct mtan_input_info {
   const char* name;               /* points into the model bytes */
   uint32_t dtype;                 /* MTAN_DTYPE_FLOAT32 or MTAN_DTYPE_INT64 */
   uint32_t rank;                  /* of the per-row shape, 1..3 */
   uint32_t shape[MTAN_MAX_RANK];  /* its dimensions; 0 beyond rank */
   uint32_t row_bytes;             /* bytes of one row the caller passes */
+  uint32_t id_map;                /* 0 row numbers, 1 vocabulary, 2 hashed (IdMap) */
+  uint32_t id_rows;               /* rows the ids map to (vocabulary: keys + 1, the
+                                     last for unknown keys; hashed: buckets; 0 for
+                                     row numbers) */
 } mtan_input_info;
+
+/* A string id as the model's hashed inputs and the trainer take it: XXH64
+ * (seed 0) of its `length` bytes as int64, never -1 (padding; that value
+ * becomes -2). `xxhsum -H64` of the same bytes prints it in hex. */
+int64_t mtan_hash_id(const void* bytes, size_t length);
 
 mtan_status mtan_tensor_input_count(const mtan_model* model, uint32_t* count_out);
 mtan_status mtan_tensor_input_info(const mtan_model* model, uint32_t index, mtan_input_info* info_out);

@@ -86,6 +86,9 @@ struct VerifyContext {
     return static_cast<uint32_t>(RowElements(*T(i)->shape()));
   }
   uint32_t Rank(uint32_t i) const { return T(i)->shape()->size(); }
+  // Rows tensor input t's ids map to (contract.h's TensorInputRows; 0: the
+  // ids are row numbers, checked at run time, or t is no tensor input).
+  uint32_t IdRows(uint32_t t) const;
   // The same per-row shape: rank and every dimension.
   bool SameShape(uint32_t a, uint32_t b) const;
   const char* Name(uint32_t i) const;
