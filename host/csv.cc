@@ -1,12 +1,14 @@
 // Data files (CSV) against a task spec: dataset.h describes the format.
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string_view>
 #include <unordered_map>
 
 #include "dataset.h"
 #include "dataset_detail.h"
+#include "mtan/mtan.h"
 
 namespace mtan::host {
 namespace {
@@ -105,6 +107,46 @@ class LineReader {
 
 bool IsBlank(std::string_view line) { return Trim(line).empty(); }
 
+float DenseDefault(const Spec& spec, size_t j) {
+  return j < spec.dense_default.size() ? spec.dense_default[j]
+                                       : std::numeric_limits<float>::quiet_NaN();
+}
+
+// Appends one row of `f`'s ids from `cell` to `column`: max_length ids,
+// padded with -1 (the first max_length of a longer bag). "" or what is wrong.
+std::string ParseIds(std::string_view cell, const IdFeatureSpec& f, IdColumn* column) {
+  cell = Trim(cell);
+  int n = 0;
+  bool cut = false;
+  while (!cell.empty()) {
+    const size_t bar = f.multi_hot ? cell.find('|') : std::string_view::npos;
+    const std::string_view id = Trim(cell.substr(0, bar));
+    cell = bar == std::string_view::npos ? std::string_view() : cell.substr(bar + 1);
+    if (id.empty()) {
+      if (bar == std::string_view::npos && n == 0) break;
+      return "an empty id in " + Quote(id) + " (ids are separated by single '|')";
+    }
+    int64_t v = 0;
+    if (f.string_ids) {
+      v = mtan_hash_id(id.data(), id.size());
+    } else {
+      auto [ptr, ec] = std::from_chars(id.data(), id.data() + id.size(), v);
+      if (ec != std::errc() || ptr != id.data() + id.size() || v < 0)
+        return Quote(id) + " is not an integer id from 0 to 2^63-1 (string ids need \"ids\": "
+               "\"string\" in the spec)";
+    }
+    if (n < f.max_length) {
+      column->ids.push_back(v);
+      ++n;
+    } else {
+      cut = true;
+    }
+  }
+  for (; n < f.max_length; ++n) column->ids.push_back(-1);
+  column->truncated_rows += cut;
+  return "";
+}
+
 }  // namespace
 
 bool ParseCsv(const std::string& text, const std::string& source, const Spec& spec,
@@ -174,13 +216,25 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
       out.features.push_back(header[c]);
     }
   }
-  if (feature_col.empty()) return Fail(error, at(header_line, 1) + "no feature columns");
-
-  const size_t num_features = feature_col.size();
-  out.labels.resize(spec.tasks.size());
   // Reserve from a cheap line count.
   size_t approx_rows = 0;
   for (char ch : text) approx_rows += ch == '\n';
+  if (feature_col.empty()) return Fail(error, at(header_line, 1) + "no feature columns");
+  std::vector<size_t> id_col;
+  for (const IdFeatureSpec& f : spec.id_features) {
+    auto it = column_of.find(f.name);
+    if (it == column_of.end()) {
+      return Fail(error, at(header_line, 1) + "no column " + Quote(f.name) +
+                             " for an id feature the spec names (the spec does not match the header)");
+    }
+    id_col.push_back(it->second);
+  }
+  out.ids.resize(spec.id_features.size());
+  for (size_t k = 0; k < spec.id_features.size(); ++k)
+    out.ids[k].ids.reserve(approx_rows * spec.id_features[k].max_length);
+
+  const size_t num_features = feature_col.size();
+  out.labels.resize(spec.tasks.size());
   out.x.reserve(approx_rows * num_features);
   for (auto& l : out.labels) {
     l.value.reserve(approx_rows);
@@ -207,10 +261,12 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
     for (size_t j = 0; j < num_features; ++j) {
       const size_t c = feature_col[j];
       double v = 0;
-      if (!ParseFloat(fields[c], &v)) {
+      if (Trim(fields[c]).empty() && !std::isnan(DenseDefault(spec, j))) {
+        v = DenseDefault(spec, j);
+      } else if (!ParseFloat(fields[c], &v)) {
         if (Trim(fields[c]).empty()) {
           return Fail(error, at(ln, c + 1) + "feature " + Quote(header[c]) +
-                                 " is empty (missing feature values are not supported)");
+                                 " is empty (give it a \"default\" in the spec's features)");
         }
         return Fail(error, at(ln, c + 1) + "feature " + Quote(header[c]) + ": " +
                                Quote(fields[c]) + " is not a number");
@@ -220,6 +276,11 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
                                Quote(fields[c]) + " is not a finite float32");
       }
       out.x.push_back(static_cast<float>(v));
+    }
+    for (size_t k = 0; k < id_col.size(); ++k) {
+      const size_t c = id_col[k];
+      if (std::string bad = ParseIds(fields[c], spec.id_features[k], &out.ids[k]); !bad.empty())
+        return Fail(error, at(ln, c + 1) + "id feature " + Quote(header[c]) + ": " + bad);
     }
     for (size_t t = 0; t < spec.tasks.size(); ++t) {
       const TaskSpec& task = spec.tasks[t];

@@ -4,8 +4,14 @@
 // fills *error with a message that names the file, line and column.
 //
 // Spec (JSON):
-//   {"features": ["price", "age"],            // optional: default = every
+//   {"features": ["price", "age",             // optional: default = every
 //                                              // column that is not a label
+//      {"name": "visits", "kind": "dense", "default": 0},   // empty cell -> 0
+//      {"name": "item_id", "kind": "categorical", "vocabulary": {"min_count": 2},
+//       "table": "items", "dim": 16},
+//      {"name": "brand", "kind": "categorical", "ids": "string", "hash_buckets": 1024},
+//      {"name": "recent_items", "kind": "multi_hot", "max_length": 20,
+//       "combiner": "mean", "table": "items"}],
 //    "tasks": [
 //      {"name": "click", "kind": "binary", "label": "click"},
 //      {"name": "category", "kind": "multiclass", "label": "category",
@@ -16,10 +22,27 @@
 // Names (features, CSV columns, tasks, classes): 1..MTAN_MAX_NAME_BYTES
 // bytes, no NUL or control character, no duplicates, as the runtime requires.
 //
+// Id features. A categorical cell holds one id, a multi_hot cell a list of
+// ids separated by '|' ("12|907|33"); an empty cell is an empty bag (the
+// embedding bag gives zeros). Ids are integers 0..2^63-1, or with "ids":
+// "string" any bytes, hashed to an int64 by mtan_hash_id (XXH64), which the C
+// API exposes so an app passes what the trainer saw. A bag longer than
+// max_length (default 20; categorical: 1) keeps its first max_length ids
+// (Dataset counts the rows cut). Each feature reads an embedding table,
+// named by "table" (default: its own name); features naming one table share
+// its rows, its vocabulary and its width. A table maps ids to rows by a
+// vocabulary learned from the training file (ids seen at least min_count
+// times, default 1; every other id shares one out-of-vocabulary row) or by
+// hashing into hash_buckets rows (the id modulo the buckets). "dim" is the
+// table's width, by default DefaultEmbeddingDim(rows) (ids.h). Pooling
+// ("combiner", multi_hot only): "sum" or "mean" (default), as
+// torch.nn.EmbeddingBag's modes.
+//
 // CSV: comma separated, first row is the header; a UTF-8 byte order mark and
 // CRLF line ends are accepted; fields may be double-quoted ("" escapes a
 // quote) but may not span lines; blank lines are skipped. Feature cells must
-// be finite numbers. An empty label cell means the task is not observed on
+// be finite numbers (an empty one takes the feature's "default", if it has
+// one). An empty label cell means the task is not observed on
 // that row. Binary labels are 0 or 1; multiclass labels are a class index
 // 0..classes-1 or one of class_names; regression labels are finite numbers
 // (> -1 with log1p).
@@ -47,10 +70,36 @@ struct TaskSpec {
   bool log1p = false;                    // regression: model space is log1p(label)
 };
 
+// An embedding table: how ids become its rows, and its width.
+struct TableSpec {
+  std::string name;
+  fb::IdMap map = fb::IdMap::VOCABULARY;  // VOCABULARY or HASHED
+  int64_t min_count = 1;                  // VOCABULARY: ids seen fewer times are out of it
+  uint32_t hash_buckets = 0;              // HASHED: rows
+  int dim = 0;                            // 0: DefaultEmbeddingDim of its rows
+};
+
+// A categorical or multi_hot column: its ids, pooled from table `table`.
+struct IdFeatureSpec {
+  std::string name;       // the CSV column, and the model's tensor input
+  bool multi_hot = false;
+  bool string_ids = false;
+  int max_length = 1;
+  fb::Combiner combiner = fb::Combiner::MEAN;
+  int table = 0;          // index into Spec::tables
+};
+
 struct Spec {
-  std::vector<std::string> features;  // empty: every non-label column, in CSV order
+  std::vector<std::string> features;  // dense; empty: every non-label column, in CSV order
+  std::vector<float> dense_default;   // per features entry: the value of an empty cell, NaN: none
+  std::vector<IdFeatureSpec> id_features;
+  std::vector<TableSpec> tables;
   std::vector<TaskSpec> tasks;
 };
+
+// Longest bag a multi_hot feature may declare, and most hash buckets.
+constexpr int kMaxBagLength = 4096;
+constexpr int64_t kMaxTableRows = int64_t{1} << 24;
 
 // Parses spec JSON text; `source` names it in messages (usually the path).
 bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
@@ -66,10 +115,18 @@ struct TaskLabels {
   int64_t observed_rows = 0;
 };
 
+// One id feature's column: rows x max_length ids as the model takes them
+// (strings already hashed), -1 after the last id of a shorter bag.
+struct IdColumn {
+  std::vector<int64_t> ids;
+  int64_t truncated_rows = 0;  // rows whose bag was longer than max_length
+};
+
 struct Dataset {
   int64_t rows = 0;
-  std::vector<std::string> features;  // resolved feature columns, in model order
+  std::vector<std::string> features;  // resolved dense feature columns, in model order
   std::vector<float> x;               // rows x features, raw (not standardised)
+  std::vector<IdColumn> ids;          // one per Spec::id_features entry
   std::vector<TaskLabels> labels;     // one per Spec::tasks entry
 };
 

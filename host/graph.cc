@@ -64,6 +64,49 @@ struct GraphBuilder {
   }
 };
 
+// Tensor inputs, one EMBEDDING_BAG each, and the CONCAT of the standardised
+// features `x` with the pooled bags; returns the CONCAT's output.
+int AddIdInputs(GraphBuilder& g, const MtanWeights& w, int x) {
+  fb::ModelT& m = g.m;
+  std::vector<int> table_tensor, vocabulary_buffer;
+  for (const EmbeddingTable& t : w.tables) {
+    if (static_cast<int64_t>(t.w.size()) != static_cast<int64_t>(t.rows) * t.dim ||
+        t.rows != (t.map == fb::IdMap::HASHED ? static_cast<int64_t>(t.hash_buckets)
+                                               : static_cast<int64_t>(t.vocabulary.size()) + 1))
+      throw std::invalid_argument("table " + t.name + ": rows, width and id map do not agree");
+    table_tensor.push_back(g.Constant("table." + t.name, {t.rows, t.dim}, t.w));
+    int vocabulary = 0;
+    if (t.map == fb::IdMap::VOCABULARY) {
+      m.buffers.push_back(MakeBuffer(t.vocabulary.data(), t.vocabulary.size() * sizeof(int64_t)));
+      vocabulary = static_cast<int>(m.buffers.size()) - 1;
+    }
+    vocabulary_buffer.push_back(vocabulary);
+  }
+  std::vector<int32_t> parts = {x};
+  int width = static_cast<int>(w.feature_names.size());
+  for (const IdInput& in : w.id_inputs) {
+    if (in.table < 0 || in.table >= static_cast<int>(w.tables.size()) || in.length < 1)
+      throw std::invalid_argument("id input " + in.name + ": no table or no length");
+    const EmbeddingTable& t = w.tables[in.table];
+    const int ids = g.AddTensor(in.name, fb::DType::INT64, {in.length});
+    auto ti = std::make_unique<fb::TensorInputT>();
+    ti->name = in.name;
+    ti->tensor = ids;
+    ti->id_map = t.map;
+    ti->vocabulary = static_cast<uint32_t>(vocabulary_buffer[in.table]);
+    ti->hash_buckets = t.hash_buckets;
+    m.tensor_inputs.push_back(std::move(ti));
+    const int bag = g.Activation(in.name + ".bag", t.dim);
+    g.Op(fb::OpCode::EMBEDDING_BAG, {ids, table_tensor[in.table]}, bag);
+    m.operators.back()->combiner = in.combiner;
+    parts.push_back(bag);
+    width += t.dim;
+  }
+  const int y = g.Activation("input.concat", width);
+  g.Op(fb::OpCode::CONCAT, parts, y);
+  return y;
+}
+
 }  // namespace
 
 Dense RandomDense(Rng& rng, int in, int out) {
@@ -93,8 +136,9 @@ fb::ModelT BuildFloatModel(const MtanWeights& w) {
     m.inputs.push_back(std::move(in));
   }
   m.input_tensor = g.Activation("input", f);
-  const int x = g.Activation("input.standardized", f);
+  int x = g.Activation("input.standardized", f);
   g.Op(fb::OpCode::QUANTIZE, {m.input_tensor}, x);
+  if (!w.id_inputs.empty()) x = AddIdInputs(g, w, x);
 
   std::vector<int> trunk_out;
   for (size_t k = 0; k < w.trunks.size(); ++k) {

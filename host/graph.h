@@ -40,11 +40,33 @@ struct TaskHead {
 // gives the same network under every standard library.
 Dense RandomDense(Rng& rng, int in, int out);
 
+// An embedding table and how ids find its rows (host/ids.h's IdTable).
+struct EmbeddingTable {
+  std::string name;
+  fb::IdMap map = fb::IdMap::VOCABULARY;
+  std::vector<int64_t> vocabulary;  // VOCABULARY: ascending keys (rows = keys + 1)
+  uint32_t hash_buckets = 0;        // HASHED: rows
+  int rows = 0, dim = 0;
+  std::vector<float> w;             // rows x dim
+};
+
+// An id input: its ids, pooled from table `table` into dim floats.
+struct IdInput {
+  std::string name;
+  int length = 1;  // ids per row (-1 pads)
+  fb::Combiner combiner = fb::Combiner::MEAN;
+  int table = 0;   // index into MtanWeights::tables
+};
+
 // Float weights of a whole MTAN (or one of its ablations), in the graph's
 // terms. Cross-attention pools over the `z` of every task with has_cross.
 struct MtanWeights {
   std::vector<std::string> feature_names;
   std::vector<float> mean, stddev;        // per feature, standardisation
+  // Id inputs: each pooled bag is concatenated after the standardised
+  // features, in this order, into the trunks' first layer.
+  std::vector<IdInput> id_inputs;
+  std::vector<EmbeddingTable> tables;
   std::vector<std::vector<Dense>> trunks;  // each layer followed by ReLU
   std::vector<TaskHead> tasks;
 };

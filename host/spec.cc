@@ -1,4 +1,7 @@
 // The task spec (JSON): dataset.h describes the format.
+#include <cmath>
+#include <limits>
+#include <map>
 #include <set>
 #include <string_view>
 
@@ -59,18 +62,137 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
   }
   if (root.contains("features")) {
     const json& f = root["features"];
-    if (!f.is_array()) return bad("features", "expected an array of column names");
+    if (!f.is_array()) return bad("features", "expected an array of column names or objects");
     std::set<std::string> seen;
+    std::map<std::string, int> table_of;   // table name -> index
+    std::vector<std::set<std::string>> table_keys;  // the table keys a feature gave
     for (size_t i = 0; i < f.size(); ++i) {
-      const std::string where = "features[" + std::to_string(i) + "]";
-      if (!f[i].is_string()) return bad(where, "expected a column name");
-      const std::string name = f[i].get<std::string>();
+      std::string where = "features[" + std::to_string(i) + "]";
+      if (!f[i].is_string() && !f[i].is_object())
+        return bad(where, "expected a column name or an object");
+      const json e = f[i].is_string() ? json{{"name", f[i]}} : f[i];
+      if (!e.contains("name") || !e["name"].is_string())
+        return bad(where + ".name", "expected a column name");
+      const std::string name = e["name"].get<std::string>();
       if (const std::string p = NameProblem(name); !p.empty()) {
         return bad(where, "column name " + Quote(Printable(name)) + " " + p);
       }
       if (!seen.insert(name).second) return bad(where, "feature " + Quote(name) + " listed twice");
-      out.features.push_back(name);
+      where += " (" + Quote(name) + ")";
+      const std::string kind = e.value("kind", std::string("dense"));
+      static const std::set<std::string> kDenseKeys = {"name", "kind", "default", "description"};
+      static const std::set<std::string> kIdKeys = {
+          "name", "kind", "ids", "vocabulary", "hash_buckets", "dim", "table",
+          "max_length", "combiner", "description"};
+      if (kind != "dense" && kind != "categorical" && kind != "multi_hot")
+        return bad(where + ".kind", Quote(kind) + " is not \"dense\", \"categorical\" or "
+                                    "\"multi_hot\"");
+      const auto& keys = kind == "dense" ? kDenseKeys : kIdKeys;
+      for (auto it = e.begin(); it != e.end(); ++it)
+        if (!keys.count(it.key()))
+          return bad(where + "." + it.key(), "unknown key for a " + kind + " feature");
+      if (kind == "dense") {
+        float def = std::numeric_limits<float>::quiet_NaN();
+        if (e.contains("default")) {
+          if (!e["default"].is_number() || !std::isfinite(e["default"].get<double>()) ||
+              !std::isfinite(static_cast<float>(e["default"].get<double>())))
+            return bad(where + ".default", "expected a finite number");
+          def = e["default"].get<float>();
+        }
+        out.features.push_back(name);
+        out.dense_default.push_back(def);
+        continue;
+      }
+      IdFeatureSpec id;
+      id.name = name;
+      id.multi_hot = kind == "multi_hot";
+      if (e.contains("ids")) {
+        const json& v = e["ids"];
+        if (!v.is_string() || (v != "integer" && v != "string"))
+          return bad(where + ".ids", "expected \"integer\" or \"string\"");
+        id.string_ids = v == "string";
+      }
+      if (id.multi_hot) {
+        id.max_length = 20;
+        if (e.contains("max_length")) {
+          const json& v = e["max_length"];
+          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxBagLength)
+            return bad(where + ".max_length",
+                       "expected an integer from 1 to " + std::to_string(kMaxBagLength));
+          id.max_length = v.get<int>();
+        }
+        if (e.contains("combiner")) {
+          const json& v = e["combiner"];
+          if (!v.is_string() || (v != "sum" && v != "mean"))
+            return bad(where + ".combiner", "expected \"sum\" or \"mean\"");
+          id.combiner = v == "sum" ? fb::Combiner::SUM : fb::Combiner::MEAN;
+        }
+      } else if (e.contains("max_length") || e.contains("combiner")) {
+        return bad(where, "max_length and combiner are for multi_hot features");
+      }
+      TableSpec table;
+      table.name = name;
+      if (e.contains("table")) {
+        if (!e["table"].is_string() || !NameProblem(e["table"].get<std::string>()).empty())
+          return bad(where + ".table", "expected a table name");
+        table.name = e["table"].get<std::string>();
+      }
+      std::set<std::string> given;
+      if (e.contains("vocabulary") && e.contains("hash_buckets"))
+        return bad(where, "give \"vocabulary\" or \"hash_buckets\", not both");
+      if (e.contains("vocabulary")) {
+        given.insert("vocabulary");
+        const json& v = e["vocabulary"];
+        if (!v.is_object()) return bad(where + ".vocabulary", "expected an object");
+        for (auto it = v.begin(); it != v.end(); ++it)
+          if (it.key() != "min_count")
+            return bad(where + ".vocabulary." + it.key(), "unknown key (expected \"min_count\")");
+        if (v.contains("min_count")) {
+          if (!v["min_count"].is_number_integer() || v["min_count"].get<int64_t>() < 1)
+            return bad(where + ".vocabulary.min_count", "expected an integer of 1 or more");
+          table.min_count = v["min_count"].get<int64_t>();
+        }
+      }
+      if (e.contains("hash_buckets")) {
+        given.insert("hash_buckets");
+        const json& v = e["hash_buckets"];
+        if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxTableRows)
+          return bad(where + ".hash_buckets",
+                     "expected an integer from 1 to " + std::to_string(kMaxTableRows));
+        table.map = fb::IdMap::HASHED;
+        table.hash_buckets = v.get<uint32_t>();
+      }
+      if (e.contains("dim")) {
+        given.insert("dim");
+        const json& v = e["dim"];
+        if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1024)
+          return bad(where + ".dim", "expected an integer from 1 to 1024");
+        table.dim = v.get<int>();
+      }
+      auto it = table_of.find(table.name);
+      if (it == table_of.end()) {
+        it = table_of.emplace(table.name, static_cast<int>(out.tables.size())).first;
+        out.tables.push_back(table);
+        table_keys.push_back(given);
+      } else {
+        // A later feature of a shared table may omit the table's settings,
+        // or repeat them; it may not change them.
+        TableSpec& t = out.tables[it->second];
+        for (const std::string& k : given) {
+          const bool same = k == "dim" ? t.dim == table.dim
+                            : k == "hash_buckets"
+                                ? t.map == fb::IdMap::HASHED && t.hash_buckets == table.hash_buckets
+                                : t.map == fb::IdMap::VOCABULARY && t.min_count == table.min_count;
+          if (table_keys[it->second].count(k) ? !same : true)
+            return bad(where + "." + k, "table " + Quote(table.name) + " is set by the first "
+                       "feature that names it; a later one may only repeat its settings");
+        }
+      }
+      id.table = it->second;
+      out.id_features.push_back(id);
     }
+    if (out.features.empty())
+      return bad("features", "needs at least one dense feature (a numeric column)");
   }
   if (!root.contains("tasks") || !root["tasks"].is_array() || root["tasks"].empty()) {
     return bad("tasks", "expected a non-empty array of tasks");
@@ -180,6 +302,10 @@ bool ParseSpec(const std::string& text, const std::string& source, Spec* spec,
   }
   for (const std::string& f : out.features) {
     if (labels.count(f)) return bad("features", "column " + Quote(f) + " is also a task label");
+  }
+  for (const IdFeatureSpec& f : out.id_features) {
+    if (labels.count(f.name))
+      return bad("features", "column " + Quote(f.name) + " is also a task label");
   }
   *spec = std::move(out);
   return true;

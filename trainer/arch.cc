@@ -31,12 +31,13 @@ const char* ArchName(Arch arch) {
 int64_t ParamCount(const ModelConfig& c) {
   auto dense = [](int64_t in, int64_t out) { return in * out + out; };
   int64_t trunk = 0;
-  int64_t width = c.inputs;
+  int64_t width = c.trunk_inputs();
   for (int w : c.trunk) {
     trunk += dense(width, w);
     width = w;
   }
   int64_t total = trunk * c.num_trunks();
+  for (const EmbeddingConfig& t : c.tables) total += t.rows * t.dim;
   for (int out : c.outputs) {
     if (c.masks()) total += dense(width, c.mask_hidden) + dense(c.mask_hidden, width);
     total += dense(width, c.task_width);

@@ -25,10 +25,17 @@ host::Dense ToDense(const torch::nn::Linear& l) {
 
 MtanNetImpl::MtanNetImpl(const ModelConfig& config) : config_(config) {
   const int T = config.num_tasks();
+  for (size_t k = 0; k < config.tables.size(); ++k) {
+    // N(0, 0.1^2): pooled bags start on the scale of a tenth of a
+    // standardised feature, so they do not drown the dense inputs.
+    tables.push_back(register_parameter(
+        "embedding" + std::to_string(k),
+        torch::randn({config.tables[k].rows, config.tables[k].dim}) * 0.1));
+  }
   trunks.resize(config.num_trunks());
-  int width = config.inputs;
+  int width = config.trunk_inputs();
   for (size_t k = 0; k < trunks.size(); ++k) {
-    int in = config.inputs;
+    int in = config.trunk_inputs();
     for (size_t l = 0; l < config.trunk.size(); ++l) {
       trunks[k].push_back(MakeLinear(this, "trunk" + std::to_string(k) + "_fc" + std::to_string(l + 1),
                                      in, config.trunk[l]));
@@ -53,8 +60,26 @@ MtanNetImpl::MtanNetImpl(const ModelConfig& config) : config_(config) {
   }
 }
 
-NetOutput MtanNetImpl::forward(const torch::Tensor& x) {
+NetOutput MtanNetImpl::forward(const torch::Tensor& x_std, const std::vector<torch::Tensor>& ids) {
   const int T = config_.num_tasks();
+  torch::Tensor x = x_std;
+  if (!config_.bags.empty()) {
+    // EMBEDDING_BAG's definition: the rows the ids name (-1 pads), summed,
+    // divided by their count for mean when there are two or more.
+    std::vector<torch::Tensor> parts = {x_std};
+    for (size_t k = 0; k < config_.bags.size(); ++k) {
+      const torch::Tensor& r = ids.at(k);  // [B, L]
+      const torch::Tensor keep = r.ge(0);
+      const torch::Tensor rows = r.clamp_min(0);
+      torch::Tensor e = tables[config_.bags[k].table].index_select(0, rows.reshape({-1}))
+                            .view({r.size(0), r.size(1), -1});
+      torch::Tensor bag = (e * keep.unsqueeze(2).to(e.dtype())).sum(1);
+      if (config_.bags[k].mean)
+        bag = bag / keep.sum(1, /*keepdim=*/true).clamp_min(1).to(bag.dtype());
+      parts.push_back(bag);
+    }
+    x = torch::cat(parts, 1);
+  }
   const bool drop = config_.dropout > 0 && is_training();
   auto dropout = [&](const torch::Tensor& v) {
     return drop ? torch::dropout(v, config_.dropout, /*train=*/true) : v;
@@ -110,11 +135,12 @@ torch::Tensor Predict(const host::TaskSpec& task, const torch::Tensor& logits,
 }
 
 torch::Tensor RuntimeEquivalentOutputs(MtanNet& net, const host::Spec& spec,
-                                       const torch::Tensor& x_raw, const torch::Tensor& mean,
-                                       const torch::Tensor& stddev,
+                                       const torch::Tensor& x_raw,
+                                       const std::vector<torch::Tensor>& ids,
+                                       const torch::Tensor& mean, const torch::Tensor& stddev,
                                        const std::vector<LabelScale>& scales) {
   torch::NoGradGuard no_grad;
-  NetOutput o = net->forward((x_raw - mean) / stddev);
+  NetOutput o = net->forward((x_raw - mean) / stddev, ids);
   std::vector<torch::Tensor> parts;
   for (size_t t = 0; t < spec.tasks.size(); ++t) {
     torch::Tensor p = Predict(spec.tasks[t], o.logits[t], scales[t]);
@@ -125,12 +151,29 @@ torch::Tensor RuntimeEquivalentOutputs(MtanNet& net, const host::Spec& spec,
 }
 
 void ExportWeights(MtanNet& net, const host::Spec& spec, const std::vector<std::string>& features,
-                   const std::vector<float>& mean, const std::vector<float>& stddev,
-                   const std::vector<LabelScale>& scales, host::MtanWeights* w) {
+                   const std::vector<host::IdTable>& tables, const std::vector<float>& mean,
+                   const std::vector<float>& stddev, const std::vector<LabelScale>& scales,
+                   host::MtanWeights* w) {
   const ModelConfig& c = net->config();
   w->feature_names = features;
   w->mean = mean;
   w->stddev = stddev;
+  w->tables.clear();
+  for (size_t k = 0; k < tables.size(); ++k) {
+    host::EmbeddingTable t;
+    t.name = tables[k].name;
+    t.map = tables[k].map;
+    t.vocabulary = tables[k].vocabulary;
+    t.hash_buckets = tables[k].hash_buckets;
+    t.rows = static_cast<int>(tables[k].rows());
+    t.dim = tables[k].dim;
+    const torch::Tensor e = net->tables[k].detach().to(torch::kFloat32).contiguous();
+    t.w.assign(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
+    w->tables.push_back(std::move(t));
+  }
+  w->id_inputs.clear();
+  for (const host::IdFeatureSpec& f : spec.id_features)
+    w->id_inputs.push_back({f.name, f.max_length, f.combiner, f.table});
   w->trunks.clear();
   for (auto& trunk : net->trunks) {
     std::vector<host::Dense> layers;

@@ -24,6 +24,7 @@
 
 #include "arch.h"
 #include "dataset.h"
+#include "ids.h"
 
 namespace mtan::host {
 struct MtanWeights;
@@ -46,9 +47,12 @@ struct TaskLayers {
 class MtanNetImpl : public torch::nn::Module {
  public:
   explicit MtanNetImpl(const ModelConfig& config);
-  NetOutput forward(const torch::Tensor& x_std);
+  // x_std [B, F] standardised features; ids[k] [B, L_k] int64 table rows of
+  // bag k (-1 pads), as the runtime's EMBEDDING_BAG reads them.
+  NetOutput forward(const torch::Tensor& x_std, const std::vector<torch::Tensor>& ids = {});
   const ModelConfig& config() const { return config_; }
 
+  std::vector<torch::Tensor> tables;  // [rows, dim] each, named "embedding<k>"
   std::vector<std::vector<torch::nn::Linear>> trunks;
   std::vector<TaskLayers> tasks;
 
@@ -73,18 +77,22 @@ torch::Tensor UncertaintyWeighted(fb::TaskKind type, const torch::Tensor& loss,
 torch::Tensor Predict(const host::TaskSpec& task, const torch::Tensor& logits,
                       const LabelScale& scale);
 
-// What the runtime returns for raw feature rows `x_raw` [B, F]: every task's
-// outputs in task order, regression in the label's units (expm1 applied).
+// What the runtime returns for raw feature rows `x_raw` [B, F] and id rows
+// `ids`: every task's outputs in task order, regression in the label's units
+// (expm1 applied).
 torch::Tensor RuntimeEquivalentOutputs(MtanNet& net, const host::Spec& spec,
-                                       const torch::Tensor& x_raw, const torch::Tensor& mean,
-                                       const torch::Tensor& stddev,
+                                       const torch::Tensor& x_raw,
+                                       const std::vector<torch::Tensor>& ids,
+                                       const torch::Tensor& mean, const torch::Tensor& stddev,
                                        const std::vector<LabelScale>& scales);
 
-// Fills `w` for host's BuildFloatModel: the standardisation, every
+// Fills `w` for host's BuildFloatModel: the standardisation, the id inputs
+// and their tables (`tables`: the id maps learned from the training rows), every
 // layer (W row-major [out][in]), regression heads folded with their label
 // scale (w' = w std, b' = b std + mean) and EXPM1 for log1p labels.
 void ExportWeights(MtanNet& net, const host::Spec& spec, const std::vector<std::string>& features,
-                   const std::vector<float>& mean, const std::vector<float>& stddev,
-                   const std::vector<LabelScale>& scales, host::MtanWeights* w);
+                   const std::vector<host::IdTable>& tables, const std::vector<float>& mean,
+                   const std::vector<float>& stddev, const std::vector<LabelScale>& scales,
+                   host::MtanWeights* w);
 
 }  // namespace mtan::trainer

@@ -67,6 +67,7 @@ void SetTrainingThreads(int threads) {
 struct Split {
   host::Dataset data;
   torch::Tensor x;       // [N, F] standardised
+  std::vector<torch::Tensor> ids;  // per id feature: [N, L] table rows, -1 padding
   torch::Tensor labels;  // [N, T] model space; regression standardised
   torch::Tensor mask;    // [N, T] 1 where observed
 };
@@ -74,6 +75,13 @@ struct Split {
 bool LoadSplit(const std::string& path, const host::Spec& spec,
                const std::vector<std::string>* expect_features, Split* split, std::string* error) {
   if (!host::LoadCsv(path, spec, &split->data, error)) return false;
+  for (size_t k = 0; k < spec.id_features.size(); ++k) {
+    if (const int64_t cut = split->data.ids[k].truncated_rows)
+      std::fprintf(stderr, "mtan-train: %s: %lld rows of \"%s\" hold more than %d ids; "
+                   "each keeps its first %d\n", path.c_str(), static_cast<long long>(cut),
+                   spec.id_features[k].name.c_str(), spec.id_features[k].max_length,
+                   spec.id_features[k].max_length);
+  }
   if (expect_features && split->data.features != *expect_features) {
     *error = path + ": its feature columns differ from the training file's";
     return false;
@@ -81,8 +89,24 @@ bool LoadSplit(const std::string& path, const host::Spec& spec,
   return true;
 }
 
-void MakeTensors(Split* s, const std::vector<float>& mean, const std::vector<float>& stddev,
+// The id columns of `data` as table rows (the runtime's id maps), one [N, L]
+// tensor per id feature.
+std::vector<torch::Tensor> IdRows(const host::Spec& spec, const std::vector<host::IdTable>& tables,
+                                  const host::Dataset& data, int64_t rows) {
+  std::vector<torch::Tensor> out;
+  for (size_t k = 0; k < spec.id_features.size(); ++k) {
+    const int64_t length = spec.id_features[k].max_length;
+    std::vector<int64_t> ids(data.ids[k].ids.begin(), data.ids[k].ids.begin() + rows * length);
+    host::MapIdsToRows(tables[spec.id_features[k].table], &ids);
+    out.push_back(torch::from_blob(ids.data(), {rows, length}, torch::kInt64).clone());
+  }
+  return out;
+}
+
+void MakeTensors(Split* s, const host::Spec& spec, const std::vector<host::IdTable>& tables,
+                 const std::vector<float>& mean, const std::vector<float>& stddev,
                  const std::vector<LabelScale>& scales) {
+  s->ids = IdRows(spec, tables, s->data, s->data.rows);
   const int64_t n = s->data.rows;
   const int64_t f = static_cast<int64_t>(mean.size());
   const int64_t T = static_cast<int64_t>(scales.size());
@@ -154,7 +178,9 @@ Evaluation Evaluate(MtanNet& net, const host::Spec& spec, const Split& s,
   torch::Tensor alpha_sum;
   for (int64_t b = 0; b < n; b += 8192) {
     const int64_t e = std::min(n, b + 8192);
-    NetOutput o = net->forward(s.x.slice(0, b, e));
+    std::vector<torch::Tensor> ids;
+    for (const torch::Tensor& t : s.ids) ids.push_back(t.slice(0, b, e));
+    NetOutput o = net->forward(s.x.slice(0, b, e), ids);
     for (int t = 0; t < T; ++t) {
       torch::Tensor p = Predict(spec.tasks[t], o.logits[t], scales[t]).contiguous();
       ev.predictions[t].insert(ev.predictions[t].end(), p.data_ptr<float>(),
@@ -258,6 +284,7 @@ struct Data {
   int64_t N = 0;  // training rows
   double load_seconds = 0;
   // From the training rows, applied to every split and stored in the model.
+  std::vector<host::IdTable> tables;  // the id maps (vocabularies) and widths
   std::vector<float> mean, stddev;
   std::vector<LabelScale> scales;  // per task; identity except for regression
 };
@@ -398,6 +425,10 @@ bool LoadData(const TrainOptions& opt, Clock::time_point start, Data* d, std::st
   if (!host::LoadSpec(opt.spec_path, &d->spec, error)) return false;
   if (!LoadSplit(opt.train_csv, d->spec, nullptr, &d->train, error)) return false;
   const std::vector<std::string>& features = d->train.data.features;
+  if (!host::BuildIdTables(d->spec, d->train.data, &d->tables, error)) {
+    *error = opt.train_csv + ": " + *error;
+    return false;
+  }
   if (!LoadSplit(opt.val_csv, d->spec, &features, &d->val, error)) return false;
   d->have_test = !opt.test_csv.empty();
   if (d->have_test && !LoadSplit(opt.test_csv, d->spec, &features, &d->test, error)) return false;
@@ -453,9 +484,9 @@ bool Standardise(const TrainOptions& opt, Data* d, std::string* error) {
     const double sd = std::sqrt(ss / lab.observed_rows);
     d->scales[t] = {m, sd > 1e-12 ? sd : 1.0};
   }
-  MakeTensors(&d->train, d->mean, d->stddev, d->scales);
-  MakeTensors(&d->val, d->mean, d->stddev, d->scales);
-  if (d->have_test) MakeTensors(&d->test, d->mean, d->stddev, d->scales);
+  MakeTensors(&d->train, d->spec, d->tables, d->mean, d->stddev, d->scales);
+  MakeTensors(&d->val, d->spec, d->tables, d->mean, d->stddev, d->scales);
+  if (d->have_test) MakeTensors(&d->test, d->spec, d->tables, d->mean, d->stddev, d->scales);
   return true;
 }
 
@@ -464,7 +495,7 @@ bool Standardise(const TrainOptions& opt, Data* d, std::string* error) {
 // training (36 tasks make 4,179 operators, over the 4,096).
 bool CheckUntrainedExport(const TrainOptions& opt, const Data& d, Learner* l, std::string* error) {
   host::MtanWeights w;
-  ExportWeights(l->net, d.spec, d.train.data.features, d.mean, d.stddev, d.scales, &w);
+  ExportWeights(l->net, d.spec, d.train.data.features, d.tables, d.mean, d.stddev, d.scales, &w);
   fb::ModelT untrained = host::BuildFloatModel(w);
   fb::ModelT unpacked;
   if (!host::UnpackModel(host::ModelBytes(host::FinishModel(untrained, static_cast<uint32_t>(opt.max_batch))),
@@ -482,6 +513,9 @@ bool BuildNet(const TrainOptions& opt, Arch arch, const Data& d, Learner* l, std
   ModelConfig& config = l->config;
   config.arch = arch;
   config.inputs = d.F;
+  for (const host::IdTable& t : d.tables) config.tables.push_back({t.rows(), t.dim});
+  for (const host::IdFeatureSpec& f : d.spec.id_features)
+    config.bags.push_back({f.table, f.combiner == fb::Combiner::MEAN});
   config.trunk = opt.trunk;
   config.mask_hidden = opt.mask_hidden;
   config.task_width = opt.task_width;
@@ -505,11 +539,14 @@ bool BuildNet(const TrainOptions& opt, Arch arch, const Data& d, Learner* l, std
 }
 
 // Adam with weight decay on the weight matrices only (2 wd: the decay of
-// wd * ||W||^2), plus the uncertainty weighting's log variances when it is on.
+// wd * ||W||^2), not on biases or embedding tables (a row is decayed on every
+// step but trained only on the steps its ids appear in), plus the
+// uncertainty weighting's log variances when it is on.
 void MakeOptimizer(const TrainOptions& opt, int T, Learner* l) {
   std::vector<torch::Tensor> weights, others;
   for (auto& p : l->net->named_parameters()) {
-    (p.value().dim() == 2 ? weights : others).push_back(p.value());
+    const bool table = p.key().rfind("embedding", 0) == 0;
+    (p.value().dim() == 2 && !table ? weights : others).push_back(p.value());
   }
   const bool uncertainty = l->weighting == LossWeighting::kUncertainty;
   l->log_vars = torch::zeros({T}, torch::requires_grad(uncertainty));
@@ -536,6 +573,16 @@ void PrintHeader(const TrainOptions& opt, const Data& d, const Learner& l) {
               static_cast<long long>(l.params), static_cast<long long>(l.mtan_params),
               static_cast<long long>(d.N), static_cast<long long>(d.val.data.rows), d.F, d.T,
               d.load_seconds);
+  for (size_t t = 0; t < d.tables.size(); ++t) {
+    const host::IdTable& table = d.tables[t];
+    std::string features;
+    for (const host::IdFeatureSpec& f : d.spec.id_features)
+      if (f.table == static_cast<int>(t)) features += (features.empty() ? "" : ", ") + f.name;
+    std::printf("  table %s: %lld rows x %d (%s), read by %s\n", table.name.c_str(),
+                static_cast<long long>(table.rows()), table.dim,
+                table.map == fb::IdMap::HASHED ? "hashed" : "vocabulary + 1 unknown-id row",
+                features.c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -558,9 +605,11 @@ bool TrainEpoch(const TrainOptions& opt, const Data& d, Loop* loop, Learner* l, 
   for (int64_t b = 0; b < batches; ++b) {
     torch::Tensor idx = order_t.slice(0, b * opt.batch, std::min(N, (b + 1) * opt.batch));
     torch::Tensor xb = d.train.x.index_select(0, idx);
+    std::vector<torch::Tensor> ids;
+    for (const torch::Tensor& t : d.train.ids) ids.push_back(t.index_select(0, idx));
     torch::Tensor yb = d.train.labels.index_select(0, idx);
     torch::Tensor mb = d.train.mask.index_select(0, idx);
-    NetOutput o = l->net->forward(xb);
+    NetOutput o = l->net->forward(xb, ids);
     torch::Tensor total = torch::zeros({});
     std::vector<torch::Tensor> task_losses(T);
     for (int t = 0; t < T; ++t) {
@@ -747,7 +796,7 @@ bool ScoreTest(const TrainOptions& opt, const Data& d, Learner* l, json* report,
 // The runtime graph of the selected network with its metadata; no golden case yet.
 fb::ModelT BuildModel(const TrainOptions& opt, const Data& d, const Training& tr, Learner* l) {
   host::MtanWeights w;
-  ExportWeights(l->net, d.spec, d.train.data.features, d.mean, d.stddev, d.scales, &w);
+  ExportWeights(l->net, d.spec, d.train.data.features, d.tables, d.mean, d.stddev, d.scales, &w);
   fb::ModelT model = host::BuildFloatModel(w);
   if (!model.metadata) model.metadata = std::make_unique<fb::MetadataT>();
   const char* arch = ArchName(l->config.arch);
@@ -790,7 +839,9 @@ torch::Tensor TorchOutputs(const Data& d, Learner* l, int64_t rows) {
   const torch::Tensor stddev = torch::from_blob(const_cast<float*>(d.stddev.data()), {d.F}, torch::kFloat32);
   const torch::Tensor x_raw =
       torch::from_blob(const_cast<float*>(d.val.data.x.data()), {rows, d.F}, torch::kFloat32);
-  return RuntimeEquivalentOutputs(l->net, d.spec, x_raw, mean, stddev, d.scales).contiguous();
+  std::vector<torch::Tensor> ids;
+  for (const torch::Tensor& t : d.val.ids) ids.push_back(t.slice(0, 0, rows));
+  return RuntimeEquivalentOutputs(l->net, d.spec, x_raw, ids, mean, stddev, d.scales).contiguous();
 }
 
 // Runs `model` with the runtime itself on up to 512 validation rows and
@@ -804,7 +855,8 @@ bool CheckAgainstRuntime(const TrainOptions& opt, const Data& d, Learner* l, fb:
     if (runtime.Load(host::FinishModel(*model, static_cast<uint32_t>(opt.max_batch)), 0,
                      MTAN_BACKEND_DEFAULT, error) != MTAN_OK ||
         runtime.Run(d.val.data.x.data(), static_cast<uint32_t>(ex->check_rows), MTAN_ALL_TASKS,
-                    &runtime_out, error) != MTAN_OK) {
+                    &runtime_out, error, host::TensorInputBytes(d.val.data, 0, ex->check_rows)) !=
+            MTAN_OK) {
       // The untrained network was verified before training, so a failure here
       // is the trained weights' (e.g. too large to keep float32 finite).
       *error = "the trained model cannot be exported (training may have diverged; try a "
@@ -842,7 +894,8 @@ bool AddGolden(const TrainOptions& opt, const Data& d, Learner* l, fb::ModelT* m
     tol[k] = static_cast<float>(kMaxRelDiff * largest);
   }
   const std::vector<float> rows(d.val.data.x.begin(), d.val.data.x.begin() + golden * d.F);
-  return host::AddGoldenCase(*model, rows, golden, y, tol, error);
+  return host::AddGoldenCase(*model, rows, golden, y, tol, error,
+                             host::TensorInputBytes(d.val.data, 0, golden));
 }
 
 bool SelfTest(const std::vector<uint8_t>& bytes, std::string* error) {
