@@ -118,14 +118,14 @@ std::string ParseIds(std::string_view cell, const IdFeatureSpec& f, IdColumn* co
   cell = Trim(cell);
   int n = 0;
   bool cut = false;
-  while (!cell.empty()) {
+  const std::string whole(cell);
+  bool more = !cell.empty();  // an id follows (after a '|', even an empty one)
+  while (more) {
     const size_t bar = f.multi_hot ? cell.find('|') : std::string_view::npos;
     const std::string_view id = Trim(cell.substr(0, bar));
-    cell = bar == std::string_view::npos ? std::string_view() : cell.substr(bar + 1);
-    if (id.empty()) {
-      if (bar == std::string_view::npos && n == 0) break;
-      return "an empty id in " + Quote(id) + " (ids are separated by single '|')";
-    }
+    more = bar != std::string_view::npos;
+    cell = more ? cell.substr(bar + 1) : std::string_view();
+    if (id.empty()) return "an empty id in " + Quote(whole) + " (ids are separated by single '|')";
     int64_t v = 0;
     if (f.string_ids) {
       v = mtan_hash_id(id.data(), id.size());
@@ -230,8 +230,11 @@ bool ParseCsv(const std::string& text, const std::string& source, const Spec& sp
     id_col.push_back(it->second);
   }
   out.ids.resize(spec.id_features.size());
-  for (size_t k = 0; k < spec.id_features.size(); ++k)
+  for (size_t k = 0; k < spec.id_features.size(); ++k) {
+    out.ids[k].name = spec.id_features[k].name;
+    out.ids[k].length = spec.id_features[k].max_length;
     out.ids[k].ids.reserve(approx_rows * spec.id_features[k].max_length);
+  }
 
   const size_t num_features = feature_col.size();
   out.labels.resize(spec.tasks.size());

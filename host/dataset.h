@@ -118,6 +118,8 @@ struct TaskLabels {
 // One id feature's column: rows x max_length ids as the model takes them
 // (strings already hashed), -1 after the last id of a shorter bag.
 struct IdColumn {
+  std::string name;  // the column, and the model's tensor input
+  int length = 1;    // ids per row: the feature's max_length
   std::vector<int64_t> ids;
   int64_t truncated_rows = 0;  // rows whose bag was longer than max_length
 };

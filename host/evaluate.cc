@@ -4,6 +4,8 @@
 #include <limits>
 #include <map>
 
+#include "ids.h"
+
 namespace mtan::host {
 namespace {
 
@@ -12,6 +14,48 @@ std::string JoinNames(const std::vector<std::string>& names, size_t limit = 8) {
   for (size_t i = 0; i < names.size() && i < limit; ++i) s += (i ? ", '" : "'") + names[i] + "'";
   if (names.size() > limit) s += " and " + std::to_string(names.size() - limit) + " more";
   return s;
+}
+
+// MatchInputs' check of the id columns against the tensor inputs.
+bool MatchTensorInputs(const mtan_model* model, const std::string& source, Dataset* data,
+                       std::string* error) {
+  uint32_t count = 0;
+  mtan_tensor_input_count(model, &count);
+  std::map<std::string, size_t> column;
+  for (size_t c = 0; c < data->ids.size(); ++c) column[data->ids[c].name] = c;
+  std::vector<std::string> missing, extra;
+  std::vector<IdColumn> ordered;
+  std::map<std::string, int> wanted;
+  for (uint32_t j = 0; j < count; ++j) {
+    mtan_input_info info;
+    mtan_tensor_input_info(model, j, &info);
+    const std::string name = info.name ? info.name : "";
+    wanted[name] = 1;
+    auto it = column.find(name);
+    if (it == column.end() || info.dtype != MTAN_DTYPE_INT64) {
+      missing.push_back(name);
+      continue;
+    }
+    const IdColumn& c = data->ids[it->second];
+    if (info.row_bytes != static_cast<size_t>(c.length) * 8) {
+      *error = source + ": id feature '" + name + "' has max_length " + std::to_string(c.length) +
+               " in the spec, the model takes " + std::to_string(info.row_bytes / 8) + " ids";
+      return false;
+    }
+    ordered.push_back(c);
+  }
+  for (const IdColumn& c : data->ids)
+    if (!wanted.count(c.name)) extra.push_back(c.name);
+  if (!missing.empty() || !extra.empty()) {
+    std::string msg = source + ": the id columns do not match the model's " +
+                      std::to_string(count) + " id inputs";
+    if (!missing.empty()) msg += "; missing: " + JoinNames(missing);
+    if (!extra.empty()) msg += "; not id inputs of the model: " + JoinNames(extra);
+    *error = msg;
+    return false;
+  }
+  data->ids = std::move(ordered);
+  return true;
 }
 
 }  // namespace
@@ -50,14 +94,14 @@ bool MatchInputs(const mtan_model* model, const std::string& source, Dataset* da
   const size_t f = data->features.size();
   bool identity = true;
   for (uint32_t i = 0; i < inputs; ++i) identity = identity && source_col[i] == i;
-  if (identity) return true;
+  if (identity) return MatchTensorInputs(model, source, data, error);
   std::vector<float> x(data->x.size());
   for (int64_t r = 0; r < data->rows; ++r)
     for (uint32_t i = 0; i < inputs; ++i)
       x[static_cast<size_t>(r) * inputs + i] = data->x[static_cast<size_t>(r) * f + source_col[i]];
   data->x = std::move(x);
   data->features = names;
-  return true;
+  return MatchTensorInputs(model, source, data, error);
 }
 
 bool MatchTasks(const mtan_model* model, const Spec& spec, std::vector<int32_t>* model_task,
@@ -94,7 +138,9 @@ bool PredictModelSpace(RuntimeModel& model, const Spec& spec, const Dataset& dat
   const uint32_t n = static_cast<uint32_t>(data.rows);
   const int32_t run_task = only_task < 0 ? MTAN_ALL_TASKS : model_task.at(only_task);
   std::vector<float> y;
-  if (model.Run(data.x.data(), n, run_task, &y, error) != MTAN_OK) return false;
+  if (model.Run(data.x.data(), n, run_task, &y, error, TensorInputBytes(data, 0, data.rows)) !=
+      MTAN_OK)
+    return false;
   uint32_t per_row = 0;
   mtan_output_size(model.get(), run_task, &per_row);
   for (size_t t = 0; t < spec.tasks.size(); ++t) {

@@ -14,8 +14,9 @@
 namespace mtan::host {
 
 // Checks that the data's feature columns are exactly the model's inputs (by
-// name; the CSV may order them differently) and reorders data->x into the
-// model's input order. On a mismatch returns false with a message, naming
+// name; the CSV may order them differently) and its id columns exactly the
+// model's tensor inputs (by name and length), and reorders data->x and
+// data->ids into the model's order. On a mismatch returns false with a message, naming
 // `source`, that lists the missing and the unexpected columns.
 bool MatchInputs(const mtan_model* model, const std::string& source, Dataset* data,
                  std::string* error);

@@ -60,11 +60,23 @@ void MapIdsToRows(const IdTable& table, std::vector<int64_t>* ids) {
 std::vector<uint8_t> TensorInputBytes(const Dataset& data, int64_t begin, int64_t end) {
   std::vector<uint8_t> out;
   for (const IdColumn& c : data.ids) {
-    const size_t length = data.rows > 0 ? c.ids.size() / static_cast<size_t>(data.rows) : 0;
+    const size_t length = static_cast<size_t>(c.length);
     const size_t at = out.size();
     const size_t n = static_cast<size_t>(end - begin) * length;
     out.resize(at + n * 8);
     std::memcpy(out.data() + at, c.ids.data() + static_cast<size_t>(begin) * length, n * 8);
+  }
+  return out;
+}
+
+std::vector<uint8_t> TensorInputRows(const Dataset& data, const std::vector<uint32_t>& rows) {
+  std::vector<uint8_t> out;
+  for (const IdColumn& c : data.ids) {
+    const size_t row_bytes = static_cast<size_t>(c.length) * 8;
+    for (uint32_t r : rows) {
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(c.ids.data()) + r * row_bytes;
+      out.insert(out.end(), p, p + row_bytes);
+    }
   }
   return out;
 }

@@ -47,4 +47,7 @@ void MapIdsToRows(const IdTable& table, std::vector<int64_t>* ids);
 // turn, int64 little-endian, as the ids are (raw keys: the model maps them).
 std::vector<uint8_t> TensorInputBytes(const Dataset& data, int64_t begin, int64_t end);
 
+// The same for the rows `rows` of `data`, in that order.
+std::vector<uint8_t> TensorInputRows(const Dataset& data, const std::vector<uint32_t>& rows);
+
 }  // namespace mtan::host

@@ -80,7 +80,8 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale
 
 bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>& rows, uint32_t n,
                         std::vector<std::vector<float>>* values, std::string* error,
-                        const std::function<void(uint32_t, uint32_t)>& progress) {
+                        const std::function<void(uint32_t, uint32_t)>& progress,
+                        const std::vector<uint8_t>& tensor_input) {
   if (n == 0) {
     *error = "no calibration rows";
     return false;
@@ -109,8 +110,7 @@ bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>&
   std::vector<float> out;
   for (uint32_t r0 = 0; r0 < n; r0 += batch) {
     const uint32_t b = std::min(batch, n - r0);
-    if (rt.Run(rows.data() + static_cast<size_t>(r0) * inputs, b, MTAN_ALL_TASKS, &out, error) !=
-        MTAN_OK)
+    if (rt.RunRange(rows.data(), n, r0, b, MTAN_ALL_TASKS, &out, error, tensor_input) != MTAN_OK)
       return false;
     for (uint32_t t = 0; t < tensors; ++t) {
       mtan_tensor_desc d;

@@ -40,10 +40,13 @@ std::vector<int32_t> QuantizeBias(const std::vector<float>& b, float input_scale
 // Every activation tensor's values over `n` rows, read back from the
 // runtime's own float path (a copy of the model written without memory
 // reuse). values[t] is empty for constants; rows x channels otherwise.
-// `progress`, if set, is called after each batch with (rows done, n).
+// `progress`, if set, is called after each batch with (rows done, n). A
+// model with tensor inputs takes their n rows in `tensor_input` (as
+// RuntimeModel::Run does).
 bool CollectActivations(const fb::ModelT& float_model, const std::vector<float>& rows, uint32_t n,
                         std::vector<std::vector<float>>* values, std::string* error,
-                        const std::function<void(uint32_t, uint32_t)>& progress = nullptr);
+                        const std::function<void(uint32_t, uint32_t)>& progress = nullptr,
+                        const std::vector<uint8_t>& tensor_input = {});
 
 // Per-feature input equalization, for raw inputs on wildly different scales
 // (prices, counts, flags). QUANTIZE standardizes each feature and then

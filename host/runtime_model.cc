@@ -54,8 +54,13 @@ void RuntimeModel::Unload() {
   model_ = nullptr;
 }
 
-mtan_status RuntimeModel::Run(const float* rows, uint32_t n, int32_t task, std::vector<float>* out,
-                              std::string* error, const std::vector<uint8_t>& tensor_input) {
+mtan_status RuntimeModel::RunRange(const float* rows, uint32_t total_rows, uint32_t first,
+                                   uint32_t n, int32_t task, std::vector<float>* out,
+                                   std::string* error, const std::vector<uint8_t>& tensor_input) {
+  if (first > total_rows || n > total_rows - first) {
+    if (error != nullptr) *error = "rows past the end of the row set";
+    return MTAN_ERROR_INVALID_ARGUMENT;
+  }
   uint32_t per_row = 0, inputs = 0, tensor_inputs = 0;
   mtan_status s = mtan_output_size(model_, task, &per_row);
   if (s == MTAN_OK) s = mtan_input_count(model_, &inputs);
@@ -68,7 +73,7 @@ mtan_status RuntimeModel::Run(const float* rows, uint32_t n, int32_t task, std::
     s = mtan_tensor_input_info(model_, j, &info);
     start[j] = total;
     row_bytes[j] = info.row_bytes;
-    total += static_cast<size_t>(n) * info.row_bytes;
+    total += static_cast<size_t>(total_rows) * info.row_bytes;
   }
   if (s == MTAN_OK && total != tensor_input.size()) {
     if (error != nullptr && tensor_input.empty()) {
@@ -78,7 +83,7 @@ mtan_status RuntimeModel::Run(const float* rows, uint32_t n, int32_t task, std::
                "features (the first is '" + first.name + "'), and none were given";
     } else if (error != nullptr) {
       *error = "tensor inputs: " + std::to_string(tensor_input.size()) + " bytes for " +
-               std::to_string(n) + " rows that need " + std::to_string(total);
+               std::to_string(total_rows) + " rows that need " + std::to_string(total);
     }
     return MTAN_ERROR_INVALID_ARGUMENT;
   }
@@ -86,8 +91,9 @@ mtan_status RuntimeModel::Run(const float* rows, uint32_t n, int32_t task, std::
   std::vector<const void*> chunk(tensor_inputs);
   for (uint32_t r0 = 0; s == MTAN_OK && r0 < n; r0 += max_batch_) {
     const uint32_t b = std::min(max_batch_, n - r0);
-    for (uint32_t j = 0; j < tensor_inputs; ++j) chunk[j] = tensor_input.data() + start[j] + r0 * row_bytes[j];
-    s = mtan_run_inputs(model_, rows + static_cast<size_t>(r0) * inputs, chunk.data(), tensor_inputs,
+    const size_t row = static_cast<size_t>(first) + r0;
+    for (uint32_t j = 0; j < tensor_inputs; ++j) chunk[j] = tensor_input.data() + start[j] + row * row_bytes[j];
+    s = mtan_run_inputs(model_, rows + row * inputs, chunk.data(), tensor_inputs,
                         b, task, out->data() + static_cast<size_t>(r0) * per_row,
                         static_cast<size_t>(b) * per_row, nullptr);
   }

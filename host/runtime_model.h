@@ -45,7 +45,14 @@ class RuntimeModel {
   // tensor inputs takes their rows in `tensor_input`, laid out as a golden
   // case's: each tensor input's n rows in turn.
   mtan_status Run(const float* rows, uint32_t n, int32_t task, std::vector<float>* out,
-                  std::string* error, const std::vector<uint8_t>& tensor_input = {});
+                  std::string* error, const std::vector<uint8_t>& tensor_input = {}) {
+    return RunRange(rows, n, 0, n, task, out, error, tensor_input);
+  }
+  // Run on rows [first, first + n) of a set of `total` rows: `rows` and
+  // `tensor_input` (laid out as Run's) hold all `total` of them.
+  mtan_status RunRange(const float* rows, uint32_t total, uint32_t first, uint32_t n, int32_t task,
+                       std::vector<float>* out, std::string* error,
+                       const std::vector<uint8_t>& tensor_input = {});
   mtan_model* get() const { return model_; }
   size_t arena_bytes() const { return arena_bytes_; }
   uint32_t max_batch() const { return max_batch_; }

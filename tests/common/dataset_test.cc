@@ -1,6 +1,8 @@
 #include "dataset.h"
+#include "ids.h"
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -45,6 +47,119 @@ void ExpectSpecError(const std::string& text, std::initializer_list<const char*>
 }  // namespace
 
 TEST_SUITE("dataset") {
+
+const char* kIdSpec = R"({"features": ["price", {"name": "visits", "kind": "dense", "default": 7},
+    {"name": "item", "kind": "categorical", "vocabulary": {"min_count": 2}, "table": "items", "dim": 8},
+    {"name": "brand", "kind": "categorical", "ids": "string", "hash_buckets": 16},
+    {"name": "recent", "kind": "multi_hot", "max_length": 3, "combiner": "sum", "table": "items"}],
+  "tasks": [{"name": "click", "kind": "binary"}]})";
+
+TEST_CASE("id features: the spec, the CSV cells, vocabularies and the runtime's id maps") {
+  Spec spec = MustSpec(kIdSpec);
+  REQUIRE(spec.features == std::vector<std::string>{"price", "visits"});
+  CHECK(std::isnan(spec.dense_default[0]));
+  CHECK(spec.dense_default[1] == 7.0f);
+  REQUIRE(spec.id_features.size() == 3);
+  REQUIRE(spec.tables.size() == 2);
+  CHECK(spec.id_features[0].table == spec.id_features[2].table);  // shared "items"
+  CHECK(spec.tables[0].min_count == 2);
+  CHECK(spec.tables[0].dim == 8);
+  CHECK(spec.tables[1].map == mtan::fb::IdMap::HASHED);
+  CHECK(spec.id_features[1].string_ids);
+  CHECK(spec.id_features[2].max_length == 3);
+  CHECK(spec.id_features[2].combiner == mtan::fb::Combiner::SUM);
+  CHECK(spec.id_features[0].max_length == 1);
+
+  const std::string csv =
+      "price,visits,item,brand,recent,click\n"
+      "1,2,17,acme,17|5|9|5,1\n"   // a bag of 4 keeps its first 3
+      "2,,5,\"zeta co\",,0\n"     // empty visits: the default; empty bag
+      "3,4,900,acme,17,1\n";
+  Dataset d;
+  std::string err;
+  REQUIRE_MESSAGE(ParseCsv(csv, "data.csv", spec, &d, &err), err);
+  CHECK(d.x == std::vector<float>{1, 2, 2, 7, 3, 4});
+  CHECK(d.ids[0].ids == std::vector<int64_t>{17, 5, 900});
+  CHECK(d.ids[1].ids == std::vector<int64_t>{mtan_hash_id("acme", 4), mtan_hash_id("zeta co", 7),
+                                             mtan_hash_id("acme", 4)});
+  CHECK(d.ids[2].ids == std::vector<int64_t>{17, 5, 9, -1, -1, -1, 17, -1, -1});
+  CHECK(d.ids[2].truncated_rows == 1);
+
+  // Vocabulary over both features of "items": 17 x3, 5 x2, 9 x1, 900 x1;
+  // min_count 2 keeps 5 and 17, in ascending order, plus the unknown row.
+  std::vector<IdTable> tables;
+  REQUIRE_MESSAGE(BuildIdTables(spec, d, &tables, &err), err);
+  REQUIRE(tables.size() == 2);
+  CHECK(tables[0].vocabulary == std::vector<int64_t>{5, 17});
+  CHECK(tables[0].rows() == 3);
+  CHECK(tables[0].dim == 8);
+  CHECK(tables[1].rows() == 16);
+  CHECK(tables[1].dim == DefaultEmbeddingDim(16));
+  std::vector<int64_t> rows = d.ids[2].ids;
+  MapIdsToRows(tables[0], &rows);
+  CHECK(rows == std::vector<int64_t>{1, 0, 2, -1, -1, -1, 1, -1, -1});  // 9: unknown row 2
+  rows = {mtan_hash_id("acme", 4), -1, 35};
+  MapIdsToRows(tables[1], &rows);
+  CHECK(rows == std::vector<int64_t>{static_cast<int64_t>(static_cast<uint64_t>(mtan_hash_id("acme", 4)) % 16), -1, 3});
+
+  // Tensor-input bytes: each column's rows in turn.
+  const std::vector<uint8_t> bytes = TensorInputBytes(d, 1, 3);
+  REQUIRE(bytes.size() == (2 + 2 + 6) * 8);
+  int64_t v[10];
+  std::memcpy(v, bytes.data(), sizeof v);
+  CHECK(v[0] == 5);
+  CHECK(v[1] == 900);
+  CHECK(v[2] == mtan_hash_id("zeta co", 7));
+  CHECK(v[4] == -1);
+  CHECK(v[7] == 17);
+}
+
+TEST_CASE("the default embedding width follows 6 x rows^(1/4), in steps of 4, 4 to 64") {
+  CHECK(DefaultEmbeddingDim(1) == 8);        // 6 -> 8
+  CHECK(DefaultEmbeddingDim(16) == 12);      // 12
+  CHECK(DefaultEmbeddingDim(10000) == 60);   // 60
+  CHECK(DefaultEmbeddingDim(100000) == 64);  // 106.7 -> capped
+  CHECK(DefaultEmbeddingDim(0) == 8);
+}
+
+TEST_CASE("bad id features and id cells fail with messages") {
+  const std::string tasks = R"(, "tasks": [{"name": "click", "kind": "binary"}]})";
+  ExpectSpecError(R"({"features": [{"name": "item", "kind": "categorical"}])" + tasks,
+                  {"at least one dense feature"});
+  ExpectSpecError(R"({"features": ["p", {"name": "item", "kind": "sparse"}])" + tasks,
+                  {"features[1]", "\"sparse\" is not"});
+  ExpectSpecError(R"({"features": ["p", {"name": "item", "kind": "categorical", "max_length": 3}])" + tasks,
+                  {"multi_hot"});
+  ExpectSpecError(R"({"features": ["p", {"name": "l", "kind": "multi_hot", "max_length": 0}])" + tasks,
+                  {"max_length", "1 to 4096"});
+  ExpectSpecError(R"({"features": ["p", {"name": "l", "kind": "multi_hot", "combiner": "max"}])" + tasks,
+                  {"combiner"});
+  ExpectSpecError(R"({"features": ["p", {"name": "a", "kind": "categorical", "hash_buckets": 0}])" + tasks,
+                  {"hash_buckets"});
+  ExpectSpecError(R"({"features": ["p", {"name": "a", "kind": "categorical", "hash_buckets": 8,
+                     "vocabulary": {}}])" + tasks, {"not both"});
+  ExpectSpecError(R"({"features": ["p", {"name": "a", "kind": "categorical", "dim": 8, "table": "t"},
+                     {"name": "b", "kind": "categorical", "dim": 16, "table": "t"}])" + tasks,
+                  {"features[2]", "table \"t\"", "repeat"});
+  ExpectSpecError(R"({"features": ["p", {"name": "a", "kind": "categorical", "vocab": {}}])" + tasks,
+                  {"vocab", "unknown key"});
+  ExpectSpecError(R"({"features": ["p", {"name": "click", "kind": "categorical"}])" + tasks,
+                  {"also a task label"});
+  ExpectSpecError(R"({"features": ["p", {"name": "x", "kind": "dense", "default": "zero"}])" + tasks,
+                  {"default", "finite number"});
+  // A later feature may repeat a shared table's settings.
+  MustSpec(R"({"features": ["p", {"name": "a", "kind": "categorical", "dim": 8, "table": "t"},
+              {"name": "b", "kind": "multi_hot", "dim": 8, "table": "t"}])" + tasks);
+
+  const std::string spec = R"({"features": ["p", {"name": "a", "kind": "categorical"},
+      {"name": "l", "kind": "multi_hot", "max_length": 2}])" + tasks;
+  ExpectCsvError("p,a,l,click\n1,x7,,1\n", {"data.csv:2:2", "\"x7\" is not an integer id"}, spec);
+  ExpectCsvError("p,a,l,click\n1,-3,,1\n", {"data.csv:2:2", "\"-3\""}, spec);
+  ExpectCsvError("p,a,l,click\n1,3,4||5,1\n", {"data.csv:2:3", "empty id"}, spec);
+  ExpectCsvError("p,a,l,click\n1,3,4|,1\n", {"data.csv:2:3", "empty id"}, spec);
+  ExpectCsvError("p,l,click\n1,4,1\n", {"no column \"a\"", "id feature"}, spec);
+  ExpectCsvError("p,a,l,click\n,3,4,1\n", {"data.csv:2:1", "is empty", "default"}, spec);
+}
 
 TEST_CASE("reads a CSV with BOM, CRLF, quotes, empty labels and class names") {
   const std::string csv =

@@ -66,3 +66,64 @@ TEST_CASE("train a tiny model, convert it, evaluate it") {
   }
   test::RunCommand("rm -rf '" + dir + "'", &out);
 }
+
+// The same path with id features (mtan-data synth --categorical): the ids
+// carry signal the dense columns lack, the int8 model (row-wise int8 tables)
+// stays close to float, and the file as written scores what the converter
+// reported (a table's row zero points once went missing at write time).
+TEST_CASE("id features: train, convert, evaluate; the written file scores what the report says") {
+  char tmpl[] = "/tmp/mtan_e2e_ids_XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  std::string out;
+  const std::string data = dir + "/data";
+  REQUIRE_MESSAGE(test::RunCommand(std::string(MTAN_DATA_BIN) + " synth --categorical --items 500 --out " +
+                                       data + " --rows 30000 --seed 3",
+                                   &out) == 0,
+                  out);
+  auto train = [&](const std::string& spec, const std::string& model) {
+    REQUIRE_MESSAGE(test::RunCommand(std::string(MTAN_TRAIN_BIN) + " --train " + data + "/train.csv --val " +
+                                         data + "/val.csv --spec " + spec + " --out " + dir + "/" + model +
+                                         " --trunk 32,16 --mask-hidden 8 --task-width 16 --att-hidden 8"
+                                         " --epochs 6 --batch 256 --threads 1 --no-plots --quiet",
+                                     &out) == 0,
+                    out);
+  };
+  const std::string spec = data + "/tasks.json";
+  train(spec, "ids.f32.mtan");
+  train(data + "/tasks_dense.json", "dense.f32.mtan");
+  REQUIRE_MESSAGE(test::RunCommand(std::string(MTAN_CONVERT_BIN) + " --model " + dir +
+                                       "/ids.f32.mtan --calib " + data + "/val.csv --check " + data +
+                                       "/test.csv --spec " + spec + " --out " + dir + "/ids.mtan --report " +
+                                       dir + "/report.json --allow-over-goal --quiet",
+                                   &out) == 0,
+                  out);
+  auto eval = [&](const std::string& model, const std::string& spec_path) {
+    REQUIRE_MESSAGE(test::RunCommand(std::string(MTAN_EVAL_BIN) + " --model " + dir + "/" + model +
+                                         " --data " + data + "/test.csv --spec " + spec_path + " --json " +
+                                         dir + "/" + model + ".json",
+                                     &out) == 0,
+                    out);
+    return nlohmann::json::parse(test::ReadText(dir + "/" + model + ".json"));
+  };
+  const auto f = eval("ids.f32.mtan", spec);
+  const auto q = eval("ids.mtan", spec);
+  const auto d = eval("dense.f32.mtan", data + "/tasks_dense.json");
+  MESSAGE("ids float " << f.dump() << "\nids int8  " << q.dump() << "\ndense     " << d.dump());
+  const auto report = nlohmann::json::parse(test::ReadText(dir + "/report.json"));
+  for (const char* t : {"click", "purchase"}) {
+    CHECK(f[t]["auc"].get<double>() > d[t]["auc"].get<double>() + 0.01);
+    CHECK(f[t]["auc"].get<double>() - q[t]["auc"].get<double>() < 0.005);
+    // --check is the test split: the report's int8 AUC is the file's.
+    CHECK(report["tasks"][t]["int8"].get<double>() == doctest::Approx(q[t]["auc"].get<double>()).epsilon(1e-9));
+  }
+  CHECK(report["sizes"]["int8_file_bytes"].get<double>() < 0.4 * report["sizes"]["float_file_bytes"].get<double>());
+  const auto bytes = test::ReadBytes(dir + "/ids.mtan");
+  for (mtan_backend b : {MTAN_BACKEND_XNNPACK, MTAN_BACKEND_REFERENCE}) {
+    host::RuntimeModel rt;
+    std::string error;
+    REQUIRE_MESSAGE(rt.Load(bytes, 0, b, &error) == MTAN_OK, error);
+    CHECK(mtan_self_test(rt.get()) == MTAN_OK);
+  }
+  test::RunCommand("rm -rf '" + dir + "'", &out);
+}

@@ -124,8 +124,18 @@ bool CheckRun(const Config& c, const Models& ms, ThreadPools* pools,
   for (size_t p = 0; p < ms.primaries.size(); ++p) {
     const Primary& pr = ms.primaries[p];
     if (!ResolveTasks(c, *pr.model, &(*task_choices)[p], error)) return false;
+    const auto* ids = pr.model->fb->tensor_inputs();
+    if (c.onnx && ids && ids->size() > 0) {
+      *error = pr.model->name + ": --onnx exports dense-feature models only; this one has id inputs";
+      return false;
+    }
     const ModelFile* f = pr.float_peer;
     if (f == nullptr) continue;
+    const auto* float_ids = f->fb->tensor_inputs();
+    if ((ids ? ids->size() : 0) != (float_ids ? float_ids->size() : 0)) {
+      *error = f->name + " and " + pr.model->name + " take different id inputs";
+      return false;
+    }
     if (f->fb->inputs()->size() != pr.model->fb->inputs()->size()) {
       *error = f->name + " has " + std::to_string(f->fb->inputs()->size()) + " inputs, " +
                pr.model->name + " has " + std::to_string(pr.model->fb->inputs()->size());
@@ -168,6 +178,12 @@ bool BuildTorchPeers(const Config& c, const Models& ms, std::ostream& err, Torch
       continue;
     }
     if (torch->count(f)) continue;
+    if (f->fb->tensor_inputs() && f->fb->tensor_inputs()->size() > 0) {
+      if (c.progress)
+        err << "mtan-bench: no libtorch comparison for " << f->name
+            << ": its peer takes dense features only, the model has id inputs\n";
+      continue;
+    }
     const auto t0 = Clock::now();
     TorchEntry e;
     e.peer = MakeTorchPeer(*f->fb, error);
@@ -268,7 +284,7 @@ bool AddOnnxEngines(OnnxPeer* onnx, const std::vector<const ModelFile*>& files,
 bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelFile* torch_model,
                           TorchEntry* te, OnnxPeer* onnx, const TaskChoice& task, uint32_t batch,
                           uint32_t threads, void* pool, const std::vector<float>& inputs,
-                          std::vector<Row>* rows, std::vector<OpProfile>* profiles,
+                          const std::vector<std::vector<uint8_t>>& ids, std::vector<Row>* rows, std::vector<OpProfile>* profiles,
                           std::string* error) {
   std::vector<std::unique_ptr<Engine>> engines;
   std::vector<const Instance*> engine_inst;
@@ -291,8 +307,12 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     e->out.assign(static_cast<size_t>(batch) * per_row, 0.0f);
     Engine* ep = e.get();
     mtan_model* m = inst.model();
-    e->run = [ep, m, k, batch, pool, &inputs](std::string* err) {
-      const mtan_status s = mtan_run(m, inputs.data(), batch, k, ep->out.data(), ep->out.size(), pool);
+    std::vector<const void*> id_ptrs;
+    for (const auto& v : ids) id_ptrs.push_back(v.data());
+    e->run = [ep, m, k, batch, pool, &inputs, id_ptrs](std::string* err) {
+      const mtan_status s = mtan_run_inputs(m, inputs.data(), id_ptrs.data(),
+                                            static_cast<uint32_t>(id_ptrs.size()), batch, k,
+                                            ep->out.data(), ep->out.size(), pool);
       if (s != MTAN_OK) *err = host::RuntimeError(s);
       return s == MTAN_OK;
     };
@@ -467,6 +487,7 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
       BatchInstances instances;
       if (!LoadBatch(c, primary, batch, &instances, &error)) return fail(error);
       const std::vector<float> inputs = RowsForModel(*model.fb, batch, c.seed + batch);
+      const std::vector<std::vector<uint8_t>> ids = IdsForModel(*model.fb, batch, c.seed + batch);
       for (const TaskChoice& task : task_choices[p]) {
         for (uint32_t threads : c.threads) {
           void* pool = nullptr;
@@ -477,7 +498,7 @@ int BenchMain(int argc, const char* const* argv, std::ostream& out, std::ostream
                 << task.label << ", batch " << batch << ", " << threads << " thread"
                 << (threads > 1 ? "s" : "") << "\n";
           if (!MeasureConfiguration(c, instances, torch_model, te, onnx.get(), task, batch, threads,
-                                    pool, inputs, &rows, &profiles, &error))
+                                    pool, inputs, ids, &rows, &profiles, &error))
             return fail(error);
         }
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "quantize.h"
@@ -62,6 +63,41 @@ std::vector<float> RowsForModel(const fb::Model& model, uint32_t rows, uint32_t 
     for (uint32_t i = 0; i < n; ++i)
       x[static_cast<size_t>(r) * n + i] = inputs->Get(i)->mean() + inputs->Get(i)->std() * z(rng);
   return x;
+}
+
+std::vector<std::vector<uint8_t>> IdsForModel(const fb::Model& model, uint32_t rows,
+                                              uint32_t seed) {
+  std::vector<std::vector<uint8_t>> out;
+  const auto* inputs = model.tensor_inputs();
+  if (inputs == nullptr) return out;
+  std::mt19937_64 rng(seed ^ 0x1D5ull);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (const fb::TensorInput* in : *inputs) {
+    const fb::Tensor* t = model.tensors()->Get(static_cast<uint32_t>(in->tensor()));
+    uint32_t length = 1;
+    for (int32_t d : *t->shape()) length *= static_cast<uint32_t>(d);
+    const flatbuffers::Vector<uint8_t>* keys =
+        in->id_map() == fb::IdMap::VOCABULARY ? model.buffers()->Get(in->vocabulary())->data() : nullptr;
+    const uint32_t vocabulary = keys ? keys->size() / 8 : 0;
+    std::vector<int64_t> ids(static_cast<size_t>(rows) * length, -1);
+    for (uint32_t r = 0; r < rows; ++r) {
+      const uint32_t n = length == 1 ? 1 : 1 + static_cast<uint32_t>(rng() % length);
+      for (uint32_t l = 0; l < n; ++l) {
+        int64_t id = 0;
+        if (vocabulary > 0) {
+          const double x = u(rng);
+          const uint32_t k = std::min(vocabulary - 1, static_cast<uint32_t>(vocabulary * x * x * x));
+          std::memcpy(&id, keys->data() + static_cast<size_t>(k) * 8, 8);
+        } else if (in->id_map() == fb::IdMap::HASHED) {
+          id = static_cast<int64_t>(rng() >> 1);
+        }
+        ids[static_cast<size_t>(r) * length + l] = id;
+      }
+    }
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(ids.data());
+    out.emplace_back(p, p + ids.size() * 8);
+  }
+  return out;
 }
 
 bool MakeSyntheticModels(uint32_t seed, uint32_t max_batch, SyntheticModels* out,

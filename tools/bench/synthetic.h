@@ -28,4 +28,12 @@ bool MakeSyntheticModels(uint32_t seed, uint32_t max_batch, SyntheticModels* out
 // (mean + std * N(0, 1)), so that any model gets inputs of its own scale.
 std::vector<float> RowsForModel(const fb::Model& model, uint32_t rows, uint32_t seed);
 
+// Ids for each of the model's tensor inputs (mtan_run_inputs' layout: rows x
+// row_bytes per input), as a shop's traffic gives them: a bag of L > 1 ids
+// holds 1..L of them, uniformly (mean about L/2), and ids follow a Zipf-like
+// popularity (key index V * u^3 of a vocabulary of V keys; a hashed input
+// gets random 64-bit ids, row-number inputs id 0), so bags mostly read the
+// head of a table, as real traffic does. Deterministic for a seed.
+std::vector<std::vector<uint8_t>> IdsForModel(const fb::Model& model, uint32_t rows, uint32_t seed);
+
 }  // namespace mtan::bench

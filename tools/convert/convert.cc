@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 
+#include "ids.h"
 #include "quantize.h"
 #include "search.h"
 
@@ -68,6 +69,12 @@ host::Dataset Subset(const host::Dataset& data, const std::vector<uint32_t>& idx
   const size_t f = data.features.size();
   out.x.reserve(idx.size() * f);
   for (uint32_t r : idx) out.x.insert(out.x.end(), data.x.begin() + r * f, data.x.begin() + (r + 1) * f);
+  for (const host::IdColumn& c : data.ids) {
+    host::IdColumn s{c.name, c.length, {}, 0};
+    for (uint32_t r : idx)
+      s.ids.insert(s.ids.end(), c.ids.begin() + r * c.length, c.ids.begin() + (r + 1) * c.length);
+    out.ids.push_back(std::move(s));
+  }
   for (const auto& l : data.labels) {
     host::TaskLabels s;
     for (uint32_t r : idx) {
@@ -81,10 +88,14 @@ host::Dataset Subset(const host::Dataset& data, const std::vector<uint32_t>& idx
 }
 
 // Per-channel weight zero points are all 0, the format's default: not
-// storing them saves 4 bytes per output channel.
+// storing them saves 4 bytes per output channel. (An embedding table's row
+// zero points are not 0, and stay.)
 void StripWeightZeroPoints(fb::ModelT& m) {
-  for (auto& t : m.tensors)
-    if (t->buffer != 0 && t->dtype == fb::DType::INT8 && t->quantization) t->quantization->zero_point.clear();
+  for (auto& t : m.tensors) {
+    if (t->buffer == 0 || t->dtype != fb::DType::INT8 || !t->quantization) continue;
+    auto& zp = t->quantization->zero_point;
+    if (std::all_of(zp.begin(), zp.end(), [](int32_t z) { return z == 0; })) zp.clear();
+  }
 }
 
 // The size of `m` as a file (weight zero points stripped, as written).
@@ -140,11 +151,12 @@ bool AddGoldenCases(fb::ModelT& q, const host::Dataset& data, const Options& o, 
   for (const auto& rows : GoldenRows(q, data, o.golden_cases, o.golden_rows)) {
     std::vector<float> x;
     for (uint32_t r : rows) x.insert(x.end(), data.x.begin() + r * f, data.x.begin() + (r + 1) * f);
+    const std::vector<uint8_t> ids = host::TensorInputRows(data, rows);
     std::vector<float> y;
     const uint32_t n = static_cast<uint32_t>(rows.size());
-    if (ref.Run(x.data(), n, MTAN_ALL_TASKS, &y, error) != MTAN_OK) return false;
+    if (ref.Run(x.data(), n, MTAN_ALL_TASKS, &y, error, ids) != MTAN_OK) return false;
     const std::vector<float> tol = host::GoldenTolerances(q, y.data(), n);
-    if (!host::AddGoldenCase(q, x, n, y, tol, error)) return false;
+    if (!host::AddGoldenCase(q, x, n, y, tol, error, ids)) return false;
     report->golden_tolerances.push_back(tol);
   }
   report->golden_cases = static_cast<int>(q.golden.size());
@@ -181,7 +193,9 @@ bool CompareLayers(const fb::ModelT& float_model, const std::vector<const std::v
   std::vector<float> out;
   for (uint32_t r0 = 0; r0 < n; r0 += rt.max_batch()) {
     const uint32_t b = std::min(rt.max_batch(), n - r0);
-    if (rt.Run(data.x.data() + r0 * f, b, MTAN_ALL_TASKS, &out, error) != MTAN_OK) return false;
+    if (rt.Run(data.x.data() + r0 * f, b, MTAN_ALL_TASKS, &out, error,
+               host::TensorInputBytes(data, r0, r0 + b)) != MTAN_OK)
+      return false;
     for (uint32_t t = 0; t < tensors; ++t) {
       if (acc[t].float_t < 0) continue;
       mtan_tensor_desc d;
@@ -412,14 +426,8 @@ bool LoadModel(Conversion& c) {
       return false;
     }
   }
-  if (!c.f.tensor_inputs.empty()) {
-    *c.error = o.model_path + ": the model takes tensor inputs ('" + c.f.tensor_inputs[0]->name +
-               "'); mtan-convert calibrates on CSV features only, and id columns come with "
-               "categorical features (issue 15)";
-    return false;
-  }
   for (const auto& t : c.f.tensors) {
-    if (t->dtype != fb::DType::FLOAT32) {
+    if (t->dtype != fb::DType::FLOAT32 && t->dtype != fb::DType::INT64) {
       *c.error = o.model_path + ": the model is already quantized (tensor '" + t->name + "' is " +
                  fb::EnumNameDType(t->dtype) + "); convert its float32 source instead";
       return false;
@@ -512,13 +520,14 @@ bool CollectFloatActivations(Conversion& c) {
   uint32_t last_pct = 0;
   Progress(o, fmt::format("calibrating on {} rows of {} ({} held out to check the goals)", n, o.calib_path,
                           c.check.rows));
+  const std::vector<uint8_t> fit_ids = host::TensorInputBytes(c.fit, 0, n);
   if (!host::CollectActivations(c.f, c.fit.x, n, &c.values, c.error, [&](uint32_t done, uint32_t total) {
         const uint32_t pct = static_cast<uint32_t>(100ull * done / total);
         if (pct / 10 != last_pct / 10 || done == total) {
           Progress(o, fmt::format("  float activations: {}/{} rows ({}%)", done, total, pct));
           last_pct = pct;
         }
-      }))
+      }, fit_ids))
     return false;
   c.float_rt.Unload();
   return true;
@@ -645,7 +654,8 @@ bool CorrectCurrent(Conversion& c) {
   double largest = 0.0;
   const std::vector<char> fo = c.float_ops;
   if (!CorrectBiases(&m, [&](const fb::ModelT& fm) { return c.Quantize(fm, c.choice, fo); },
-                     c.search.rows().x.data(), static_cast<uint32_t>(c.search.rows().rows), &largest, c.error))
+                     c.search.rows().x.data(), static_cast<uint32_t>(c.search.rows().rows), &largest, c.error,
+                     host::TensorInputBytes(c.search.rows(), 0, c.search.rows().rows)))
     return false;
   c.corrected = std::move(m);
   return true;

@@ -346,7 +346,8 @@ bool SearchRanges(Scorer& scorer, const std::function<fb::ModelT(const std::vect
 }
 
 bool ChannelMeans(const fb::ModelT& model, const float* rows, uint32_t n,
-                  std::vector<std::vector<double>>* means, std::string* error) {
+                  std::vector<std::vector<double>>* means, std::string* error,
+                  const std::vector<uint8_t>& tensor_input) {
   fb::ModelT copy = model;  // planned without memory reuse: every tensor survives a run
   copy.golden.clear();
   host::RuntimeModel rt;
@@ -360,7 +361,7 @@ bool ChannelMeans(const fb::ModelT& model, const float* rows, uint32_t n,
   std::vector<float> out;
   for (uint32_t r0 = 0; r0 < n; r0 += rt.max_batch()) {
     const uint32_t b = std::min(rt.max_batch(), n - r0);
-    if (rt.Run(rows + static_cast<size_t>(r0) * inputs, b, MTAN_ALL_TASKS, &out, error) != MTAN_OK)
+    if (rt.RunRange(rows, n, r0, b, MTAN_ALL_TASKS, &out, error, tensor_input) != MTAN_OK)
       return false;
     for (uint32_t t = 0; t < tensors; ++t) {
       mtan_tensor_desc d;
@@ -413,7 +414,8 @@ std::vector<double> Weights(const fb::ModelT& m, const fb::OperatorT& op) {
 }  // namespace
 
 bool CorrectBiases(fb::ModelT* float_model, const std::function<fb::ModelT(const fb::ModelT&)>& quantize,
-                   const float* rows, uint32_t n, double* largest, std::string* error) {
+                   const float* rows, uint32_t n, double* largest, std::string* error,
+                   const std::vector<uint8_t>& tensor_input) {
   fb::ModelT& f = *float_model;
   *largest = 0.0;
   // One bias per operator (cross-attention shares them).
@@ -449,11 +451,11 @@ bool CorrectBiases(fb::ModelT* float_model, const std::function<fb::ModelT(const
     levels = std::max(levels, level[o]);
   }
   std::vector<std::vector<double>> float_means;
-  if (!ChannelMeans(f, rows, n, &float_means, error)) return false;
+  if (!ChannelMeans(f, rows, n, &float_means, error, tensor_input)) return false;
   for (int L = 1; L <= levels; ++L) {
     fb::ModelT q = quantize(f);
     std::vector<std::vector<double>> q_means;
-    if (!ChannelMeans(q, rows, n, &q_means, error)) return false;
+    if (!ChannelMeans(q, rows, n, &q_means, error, tensor_input)) return false;
     // The quantized model keeps the float model's tensor indices (it only
     // appends tensors): find each FC by its output.
     std::vector<const fb::OperatorT*> q_op(f.tensors.size(), nullptr);

@@ -131,9 +131,12 @@ bool SearchRanges(Scorer& scorer, const std::function<fb::ModelT(const std::vect
                   double* objective, std::string* error);
 
 // Per-channel means of every activation tensor of `model` over `n` rows
-// (int8 tensors dequantized). (*means)[t] is empty for constants.
+// (int8 tensors dequantized). (*means)[t] is empty for constants. A model
+// with tensor inputs takes their n rows in `tensor_input` (RuntimeModel::Run's
+// layout), here and in CorrectBiases.
 bool ChannelMeans(const fb::ModelT& model, const float* rows, uint32_t n,
-                  std::vector<std::vector<double>>* means, std::string* error);
+                  std::vector<std::vector<double>>* means, std::string* error,
+                  const std::vector<uint8_t>& tensor_input = {});
 
 // Empirical bias correction. `float_model` is the (equalized) float model
 // that `quantize` turns into the int8 candidate; its FULLY_CONNECTED biases
@@ -146,7 +149,8 @@ bool ChannelMeans(const fb::ModelT& model, const float* rows, uint32_t n,
 // Biases that several operators share first get one copy per operator.
 // *largest: the largest |correction| relative to its layer's largest |bias|.
 bool CorrectBiases(fb::ModelT* float_model, const std::function<fb::ModelT(const fb::ModelT&)>& quantize,
-                   const float* rows, uint32_t n, double* largest, std::string* error);
+                   const float* rows, uint32_t n, double* largest, std::string* error,
+                   const std::vector<uint8_t>& tensor_input = {});
 
 struct Sensitivity {
   int op = -1;         // operator of the float model
