@@ -100,7 +100,7 @@ TEST_CASE("denormal weights are written as zero, and the outputs do not change")
   std::vector<std::string> names;
   for (int j = 0; j < F; ++j) names.push_back("f" + std::to_string(j));
   host::MtanWeights w;
-  ExportWeights(net, spec, names, std::vector<float>(F, 0.f), std::vector<float>(F, 1.f),
+  ExportWeights(net, spec, names, {}, std::vector<float>(F, 0.f), std::vector<float>(F, 1.f),
                 {{}, {}, {0.0, 1.0}}, &w);
   mtan::fb::ModelT model = host::BuildFloatModel(w);
   CHECK(DenormalWeights(model) >= planted);  // what the writer is given
@@ -118,7 +118,7 @@ TEST_CASE("denormal weights are written as zero, and the outputs do not change")
   std::vector<float> got;
   REQUIRE_MESSAGE(runtime.Run(x.data(), N, MTAN_ALL_TASKS, &got, &err) == MTAN_OK, err);
   std::vector<float> zero(F, 0.f), one(F, 1.f);
-  torch::Tensor want = RuntimeEquivalentOutputs(net, spec, torch::from_blob(x.data(), {N, F}),
+  torch::Tensor want = RuntimeEquivalentOutputs(net, spec, torch::from_blob(x.data(), {N, F}), {},
                                                 torch::from_blob(zero.data(), {F}),
                                                 torch::from_blob(one.data(), {F}),
                                                 {{}, {}, {0.0, 1.0}}).contiguous();
@@ -127,8 +127,42 @@ TEST_CASE("denormal weights are written as zero, and the outputs do not change")
 }
 
 TEST_CASE("every architecture's export runs on the runtime like the trainer, within 1e-4") {
-  const host::Spec spec = ThreeTaskSpec();
+ for (bool with_ids : {false, true}) {
+  CAPTURE(with_ids);
+  host::Spec spec = ThreeTaskSpec();
   const int F = 7, N = 300;
+  // With ids: a vocabulary table read by a categorical and a mean bag of 4,
+  // and a hashed table read by a sum bag of 3. The raw keys go to the
+  // runtime, which maps them itself; the trainer gets the rows MapIdsToRows
+  // gives. Keys 0..29 with a vocabulary of the even ones: half are unknown.
+  std::vector<host::IdTable> tables;
+  host::Dataset ids;
+  std::vector<torch::Tensor> id_rows;
+  if (with_ids) {
+    spec.tables = {{"items", mtan::fb::IdMap::VOCABULARY, 1, 0, 6},
+                   {"words", mtan::fb::IdMap::HASHED, 1, 13, 5}};
+    spec.id_features = {{"item", false, false, 1, mtan::fb::Combiner::MEAN, 0},
+                        {"seen", true, false, 4, mtan::fb::Combiner::MEAN, 0},
+                        {"words", true, true, 3, mtan::fb::Combiner::SUM, 1}};
+    host::IdTable items{"items", mtan::fb::IdMap::VOCABULARY, {}, 0, 6};
+    for (int64_t k = 0; k < 30; k += 2) items.vocabulary.push_back(k);
+    tables = {items, {"words", mtan::fb::IdMap::HASHED, {}, 13, 5}};
+    host::Rng id_rng(11);
+    ids.rows = N;
+    for (const auto& f : spec.id_features) {
+      host::IdColumn c{f.name, f.max_length, {}, 0};
+      for (int r = 0; r < N; ++r) {
+        const int n = f.max_length == 1 ? 1 : static_cast<int>(id_rng.Below(f.max_length + 1));
+        for (int l = 0; l < f.max_length; ++l)
+          c.ids.push_back(l >= n ? -1 : f.string_ids ? static_cast<int64_t>(id_rng.Next() >> 1)
+                                                     : static_cast<int64_t>(id_rng.Below(30)));
+      }
+      std::vector<int64_t> rows = c.ids;
+      host::MapIdsToRows(tables[f.table], &rows);
+      id_rows.push_back(torch::from_blob(rows.data(), {N, f.max_length}, torch::kInt64).clone());
+      ids.ids.push_back(std::move(c));
+    }
+  }
   host::Rng rng(7);
   std::vector<float> mean(F), stddev(F), x(N * F);
   for (int j = 0; j < F; ++j) {
@@ -150,19 +184,22 @@ TEST_CASE("every architecture's export runs on the runtime like the trainer, wit
     c.task_width = 12;
     c.att_hidden = 6;
     c.outputs = {1, 3, 1};
+    for (const auto& t : tables) c.tables.push_back({t.rows(), t.dim});
+    for (const auto& f : spec.id_features) c.bags.push_back({f.table, f.combiner == mtan::fb::Combiner::MEAN});
     MtanNet net(c);
     net->eval();
     host::MtanWeights w;
-    ExportWeights(net, spec, names, mean, stddev, scales, &w);
+    ExportWeights(net, spec, names, tables, mean, stddev, scales, &w);
     mtan::fb::ModelT model = host::BuildFloatModel(w);
     const std::vector<uint8_t> bytes = host::FinishModel(model, 64);
     host::RuntimeModel runtime;
     std::string err;
     REQUIRE_MESSAGE(runtime.Load(bytes, 0, MTAN_BACKEND_DEFAULT, &err) == MTAN_OK, err);
     std::vector<float> got;
-    REQUIRE_MESSAGE(runtime.Run(x.data(), N, MTAN_ALL_TASKS, &got, &err) == MTAN_OK, err);
+    REQUIRE_MESSAGE(runtime.Run(x.data(), N, MTAN_ALL_TASKS, &got, &err,
+                                host::TensorInputBytes(ids, 0, with_ids ? N : 0)) == MTAN_OK, err);
     torch::Tensor want = RuntimeEquivalentOutputs(
-        net, spec, torch::from_blob(x.data(), {N, F}), torch::from_blob(mean.data(), {F}),
+        net, spec, torch::from_blob(x.data(), {N, F}), id_rows, torch::from_blob(mean.data(), {F}),
         torch::from_blob(stddev.data(), {F}), scales).contiguous();
     REQUIRE(static_cast<size_t>(want.numel()) == got.size());
     double worst = 0;
@@ -172,6 +209,7 @@ TEST_CASE("every architecture's export runs on the runtime like the trainer, wit
     }
     CHECK(worst < 1e-4);
   }
+ }
 }
 
 }  // TEST_SUITE
