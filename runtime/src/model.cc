@@ -314,6 +314,50 @@ void CopyIds(const fb::Model* m, const fb::TensorInput* in, const uint8_t* src, 
   }
 }
 
+// mtan_run_batch's ids: each row's CSR bag copied to its padded arena row
+// (length ids, -1 after the last), mapped by CopyIds. Checks the offsets
+// before reading any id.
+mtan_status CopyCsrIds(mtan_model* model, const mtan_batch* b) {
+  const uint32_t count = model->num_tensor_inputs;
+  if (b->id_input_count != count)
+    return SetError(MTAN_ERROR_INVALID_ARGUMENT, "%u id inputs given; this model takes %u",
+                    b->id_input_count, count);
+  if (count != 0 && b->ids == nullptr) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "ids is NULL");
+  for (uint32_t j = 0; j < count; ++j) {
+    const fb::TensorInput* in = model->fb->tensor_inputs()->Get(j);
+    const char* name = in->name()->c_str();
+    if (TensorInput(model, j)->dtype() != fb::DType::INT64)
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "tensor input %u '%s' is not ids: call "
+                      "mtan_run_inputs", j, name);
+    const mtan_ids& ids = b->ids[j];
+    if (ids.offsets == nullptr || (ids.ids == nullptr && ids.offsets[b->batch] != 0))
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "id input %u '%s': ids or offsets is NULL", j,
+                      name);
+    if (ids.offsets[0] != 0)
+      return SetError(MTAN_ERROR_INVALID_ARGUMENT, "id input %u '%s': offsets[0] is %u, not 0", j,
+                      name, ids.offsets[0]);
+    const size_t length = TensorInputRowBytes(model, j) / 8;
+    for (uint32_t r = 0; r < b->batch; ++r) {
+      if (ids.offsets[r + 1] < ids.offsets[r])
+        return SetError(MTAN_ERROR_INVALID_ARGUMENT, "id input %u '%s': offsets[%u] = %u is "
+                        "below offsets[%u] = %u", j, name, r + 1, ids.offsets[r + 1], r,
+                        ids.offsets[r]);
+      if (ids.offsets[r + 1] - ids.offsets[r] > length)
+        return SetError(MTAN_ERROR_INPUT_ID, "row %u of '%s' holds %u ids; the model takes at "
+                        "most %zu", r, name, ids.offsets[r + 1] - ids.offsets[r], length);
+    }
+    uint8_t* dst = model->activations + static_cast<size_t>(TensorInput(model, j)->arena_offset()) *
+                                            model->max_batch;
+    for (uint32_t r = 0; r < b->batch; ++r) {
+      const uint32_t n = ids.offsets[r + 1] - ids.offsets[r];
+      uint8_t* row = dst + static_cast<size_t>(r) * length * 8;
+      CopyIds(model->fb, in, reinterpret_cast<const uint8_t*>(ids.ids + ids.offsets[r]), row, n);
+      for (size_t l = n; l < length; ++l) memcpy(row + l * 8, &kPaddingId, 8);
+    }
+  }
+  return MTAN_OK;
+}
+
 // Copies the caller's tensor inputs into their planned arena bytes.
 mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint32_t count,
                              uint32_t batch) {
@@ -340,10 +384,11 @@ mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint3
   return MTAN_OK;
 }
 
-// mtan_run_inputs' work, for a model the caller has claimed.
+// mtan_run_inputs' and mtan_run_batch's work (ids in `csr` when it is not
+// NULL), for a model the caller has claimed.
 mtan_status RunClaimed(mtan_model* model, const float* rows, const void* const* tensor_inputs,
                        uint32_t tensor_input_count, uint32_t batch, int32_t task, float* output,
-                       size_t output_floats, void* threadpool) {
+                       size_t output_floats, void* threadpool, const mtan_batch* csr = nullptr) {
   if (rows == nullptr || output == nullptr)
     return SetError(MTAN_ERROR_INVALID_ARGUMENT, "rows or output is NULL");
   if (batch == 0 || batch > model->max_batch)
@@ -354,7 +399,11 @@ mtan_status RunClaimed(mtan_model* model, const float* rows, const void* const* 
   if (static_cast<uint64_t>(output_floats) < static_cast<uint64_t>(batch) * per_row)
     return SetError(MTAN_ERROR_OUTPUT_TOO_SMALL, "output holds %zu floats, %u rows need %llu",
                     output_floats, batch, static_cast<unsigned long long>(batch) * per_row);
-  MTAN_RETURN_IF_ERROR(CopyTensorInputs(model, tensor_inputs, tensor_input_count, batch));
+  if (csr != nullptr) {
+    MTAN_RETURN_IF_ERROR(CopyCsrIds(model, csr));
+  } else {
+    MTAN_RETURN_IF_ERROR(CopyTensorInputs(model, tensor_inputs, tensor_input_count, batch));
+  }
   if (task == MTAN_ALL_TASKS) {
     MTAN_RETURN_IF_ERROR(RunOps(model, rows, batch, nullptr, model->num_ops, threadpool));
     for (uint32_t k = 0; k < model->num_tasks; ++k)
@@ -533,6 +582,16 @@ mtan_status mtan_run_inputs(mtan_model* model, const float* rows, const void* co
   if (!claim.claimed) return BusyError();
   return RunClaimed(model, rows, tensor_inputs, tensor_input_count, batch, task, output,
                     output_floats, threadpool);
+}
+
+mtan_status mtan_run_batch(mtan_model* model, const mtan_batch* batch, int32_t task, float* output,
+                           size_t output_floats, void* threadpool) {
+  MTAN_CHECK_MODEL(model);
+  if (batch == nullptr) return SetError(MTAN_ERROR_INVALID_ARGUMENT, "batch is NULL");
+  ModelClaim claim(model);
+  if (!claim.claimed) return BusyError();
+  return RunClaimed(model, batch->rows, nullptr, 0, batch->batch, task, output, output_floats,
+                    threadpool, batch);
 }
 
 mtan_status mtan_tensor_input_count(const mtan_model* model, uint32_t* count_out) {

@@ -258,12 +258,6 @@ TEST_CASE("bad inputs: a clear message, nothing written") {
     o.model_path = first.out_path;
     ExpectFailure(o, "already quantized");
   }
-  SUBCASE("a model with tensor inputs (ids), which the CSV cannot feed yet") {
-    fb::ModelT m = tiny::IdsModel(2);
-    o.model_path = fx.Path("ids.mtan");
-    test::WriteBytes(o.model_path, host::FinishModel(m, 4));
-    ExpectFailure(o, "the model takes tensor inputs ('ids')");
-  }
   SUBCASE("a corrupted model") {
     auto bytes = test::ReadBytes(fx.float_model);
     bytes[bytes.size() / 2] ^= 0x40;

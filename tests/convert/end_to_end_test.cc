@@ -106,6 +106,12 @@ TEST_CASE("id features: train, convert, evaluate; the written file scores what t
                     out);
     return nlohmann::json::parse(test::ReadText(dir + "/" + model + ".json"));
   };
+  // A spec without the id features cannot feed the model: a message, no run.
+  CHECK(test::RunCommand(std::string(MTAN_EVAL_BIN) + " --model " + dir + "/ids.mtan --data " + data +
+                             "/test.csv --spec " + data + "/tasks_dense.json",
+                         &out) != 0);
+  CHECK_MESSAGE(out.find("the id columns do not match the model's 5 id inputs; missing: 'item_id'") !=
+                    std::string::npos, out);
   const auto f = eval("ids.f32.mtan", spec);
   const auto q = eval("ids.mtan", spec);
   const auto d = eval("dense.f32.mtan", data + "/tasks_dense.json");

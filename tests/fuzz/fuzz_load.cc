@@ -23,6 +23,7 @@
 //   MTAN_ERROR_BUSY, or an MTAN_OK run differs from the same run made alone.
 //
 // The harness allocates (std::vector); the runtime under test does not.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -138,6 +139,51 @@ mtan_status Run(mtan_model* m, const std::vector<float>& rows, const TensorInput
                          out_floats, nullptr);
 }
 
+// mtan_run_batch on the same ids in CSR form (the padding dropped) must give
+// the padded run's outputs bit for bit; then one offset of one input is
+// mutated (the ids array still spans every offset): a status, never a read
+// outside the arrays (ASan watches exact sizes).
+void ExerciseCsr(mtan_model* m, const std::vector<float>& rows, const TensorInputs& ids,
+                 uint32_t batch, const std::vector<float>& want, Rng& rng) {
+  const uint32_t count = ids.count();
+  std::vector<std::vector<int64_t>> csr(count);
+  std::vector<std::vector<uint32_t>> offsets(count);
+  for (uint32_t j = 0; j < count; ++j) {
+    mtan_input_info info;
+    Checked(mtan_tensor_input_info(m, j, &info));
+    if (info.dtype != MTAN_DTYPE_INT64) return;
+    const size_t length = info.row_bytes / 8;
+    offsets[j].push_back(0);
+    for (uint32_t r = 0; r < batch; ++r) {
+      for (size_t l = 0; l < length; ++l) {
+        int64_t id;
+        std::memcpy(&id, ids.data[j].data() + (r * length + l) * 8, 8);
+        if (id != -1) csr[j].push_back(id);
+      }
+      offsets[j].push_back(static_cast<uint32_t>(csr[j].size()));
+    }
+  }
+  auto run = [&](std::vector<float>* out) {
+    std::vector<mtan_ids> in(count);
+    for (uint32_t j = 0; j < count; ++j) in[j] = {csr[j].data(), offsets[j].data()};
+    const mtan_batch b{rows.data(), batch, in.data(), count};
+    return Checked(mtan_run_batch(m, &b, MTAN_ALL_TASKS, out->data(), out->size(), nullptr));
+  };
+  std::vector<float> out(want.size());
+  if (run(&out) != MTAN_OK || !SameBits(out.data(), want.data(), out.size()))
+    Finding("mtan_run_batch disagrees with mtan_run_inputs on the same ids", MTAN_OK);
+  const uint32_t j = static_cast<uint32_t>(rng.Next() % count);
+  std::vector<uint32_t>& off = offsets[j];
+  off[rng.Next() % off.size()] = static_cast<uint32_t>(rng.Next() % (csr[j].size() + 8));
+  uint32_t largest = 0;
+  for (uint32_t v : off) largest = std::max(largest, v);
+  csr[j].resize(largest, 3);
+  const mtan_status s = run(&out);
+  if (s != MTAN_OK && s != MTAN_ERROR_INVALID_ARGUMENT && s != MTAN_ERROR_INPUT_ID &&
+      s != MTAN_ERROR_BACKEND)
+    Finding("mtan_run_batch with mutated offsets", s);
+}
+
 void ExerciseQueries(const mtan_model* m) {
   uint32_t n = 0;
   size_t used = 0;
@@ -198,6 +244,7 @@ void ExerciseRuns(mtan_model* m, uint32_t batch, Rng& rng, bool with_non_finite)
   if (s == MTAN_ERROR_BACKEND || s == MTAN_ERROR_INPUT_ID) return;
   if (s != MTAN_OK) Finding("run on finite rows failed", s);
   CheckFinite(out_all, "a non-finite output from finite rows");
+  if (ids.count() > 0) ExerciseCsr(m, rows, ids, batch, out_all, rng);
   for (uint32_t k = 0; k < tasks && k < kMaxTasksRunAlone; ++k) {
     mtan_task_info info;
     if (Checked(mtan_task_info_get(m, k, &info)) != MTAN_OK) Finding("task info", MTAN_OK);

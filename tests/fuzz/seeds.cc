@@ -124,6 +124,54 @@ int main(int argc, char** argv) {
     }
     ++written;
   }
+  // Issue 15's id maps and tables: a vocabulary (keys 0, 2, .., 8 and the
+  // unknown row) with a mean bag, hashing into the table's 6 rows, and a
+  // row-wise int8 table.
+  for (const char* variant : {"vocabulary-mean", "hashed", "int8-table"}) {
+    fb::ModelT m = tiny::IdsModel(4);
+    const std::string v = variant;
+    fb::TensorInputT& in = *m.tensor_inputs[0];
+    fb::OperatorT* bag = nullptr;
+    for (auto& op : m.operators)
+      if (op->opcode == fb::OpCode::EMBEDDING_BAG) bag = op.get();
+    fb::TensorT& table = *m.tensors[bag->inputs[1]];
+    if (v == "vocabulary-mean") {
+      const int64_t keys[5] = {0, 2, 4, 6, 8};
+      auto b = std::make_unique<fb::BufferT>();
+      b->data.assign(reinterpret_cast<const uint8_t*>(keys), reinterpret_cast<const uint8_t*>(keys + 5));
+      m.buffers.push_back(std::move(b));
+      in.id_map = fb::IdMap::VOCABULARY;
+      in.vocabulary = static_cast<uint32_t>(m.buffers.size() - 1);
+      bag->combiner = fb::Combiner::MEAN;
+    } else if (v == "hashed") {
+      in.id_map = fb::IdMap::HASHED;
+      in.hash_buckets = 6;
+    } else {
+      const auto& data = m.buffers[table.buffer]->data;
+      std::vector<float> f(data.size() / 4);
+      std::memcpy(f.data(), data.data(), data.size());
+      std::vector<int8_t> q;
+      auto quant = std::make_unique<fb::QuantizationT>();
+      host::QuantizeRowsAsymmetric(f, table.shape[0], table.shape[1], &q, &quant->scale,
+                                   &quant->zero_point);
+      m.buffers[table.buffer]->data.assign(reinterpret_cast<uint8_t*>(q.data()),
+                                           reinterpret_cast<uint8_t*>(q.data()) + q.size());
+      table.dtype = fb::DType::INT8;
+      table.quantization = std::move(quant);
+    }
+    std::string error;
+    const std::string path = dir + "/ids-" + v + ".mtan";
+    if (!tiny::AddReferenceGolden(m, Rows(10, 5, 2), 5, 1e-4f, &error, tiny::IdsRows(5))) {
+      std::fprintf(stderr, "%s: golden case: %s\n", path.c_str(), error.c_str());
+      return 1;
+    }
+    const auto file = host::FinishModel(m, 4);
+    if (!Check(file, 2, &error, tiny::IdsRows(3)) || !host::WriteFileAtomic(path, file, &error)) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
+      return 1;
+    }
+    ++written;
+  }
   std::printf("mtan_fuzz_seeds: %d models in %s\n", written, dir.c_str());
   return 0;
 }

@@ -476,3 +476,81 @@ TEST_CASE("mtan_hash_id is XXH64 with seed 0, as xxhsum -H64 prints it") {
   CHECK(mtan_hash_id(nullptr, 0) == mtan_hash_id("", 0));
   CHECK(static_cast<uint64_t>(mtan_hash_id("shoe", 4)) == 0xe0748e95db1af70bull);
 }
+
+TEST_CASE("mtan_run_batch: CSR ids give the padded rows' outputs; every odd input has its answer") {
+  const BagNet net;
+  fb::ModelT m = BagModel(net);
+  // A vocabulary model: keys 10, 20, .., 60 are rows 0..5; every other key,
+  // negative ones included, is row 6 (out of vocabulary).
+  const std::vector<int64_t> keys = {10, 20, 30, 40, 50, 60};
+  auto b = std::make_unique<fb::BufferT>();
+  b->data.assign(reinterpret_cast<const uint8_t*>(keys.data()),
+                 reinterpret_cast<const uint8_t*>(keys.data() + keys.size()));
+  m.buffers.push_back(std::move(b));
+  m.tensor_inputs[0]->id_map = fb::IdMap::VOCABULARY;
+  m.tensor_inputs[0]->vocabulary = static_cast<uint32_t>(m.buffers.size() - 1);
+  const uint32_t n = 5;
+  test::Loaded rt(host::FinishModel(m, n, /*reuse_memory=*/false), n, MTAN_BACKEND_DEFAULT);
+  REQUIRE_MESSAGE(rt.status == MTAN_OK, mtan_last_error());
+  const auto rows = Rows(n);
+  // Row 0: an empty bag; row 1: five known keys (the longest bag); row 2: an
+  // unknown key and a negative one; row 3: -1 inside a bag (skipped); row 4:
+  // one key.
+  const std::vector<int64_t> ids = {10, 20, 30, 40, 60,  99, -7,  30, -1, 50,  20};
+  const std::vector<uint32_t> offsets = {0, 0, 5, 7, 10, 11};
+  const std::vector<int64_t> padded_rows = {-1, -1, -1, -1, -1,  0, 1, 2, 3, 5,  6, 6, -1, -1, -1,
+                                            2, -1, 4, -1, -1,  1, -1, -1, -1, -1};
+  mtan_ids in{ids.data(), offsets.data()};
+  mtan_batch batch{rows.data(), n, &in, 1};
+  std::vector<float> out(2 * n);
+  REQUIRE_MESSAGE(mtan_run_batch(rt.model, &batch, MTAN_ALL_TASKS, out.data(), out.size(), nullptr) ==
+                      MTAN_OK, mtan_last_error());
+  mtan_tensor_desc d;
+  REQUIRE(mtan_tensor_get(rt.model, static_cast<uint32_t>(Find(m, "viewed")), &d) == MTAN_OK);
+  CHECK(std::memcmp(d.data, padded_rows.data(), padded_rows.size() * 8) == 0);
+  for (uint32_t r = 0; r < n; ++r) {
+    double click, spend;
+    net.Run(&rows[r * kFeatures], &padded_rows[r * kLength], &click, &spend);
+    CHECK(out[2 * r] == doctest::Approx(click).epsilon(1e-5));
+  }
+  // The same rows through mtan_run_inputs' padded keys: the same outputs.
+  std::vector<int64_t> padded_keys(n * kLength, -1);
+  for (uint32_t r = 0; r < n; ++r)
+    for (uint32_t k = offsets[r]; k < offsets[r + 1]; ++k) padded_keys[r * kLength + k - offsets[r]] = ids[k];
+  std::vector<float> out2(2 * n);
+  const void* inputs[] = {padded_keys.data()};
+  REQUIRE(mtan_run_inputs(rt.model, rows.data(), inputs, 1, n, MTAN_ALL_TASKS, out2.data(), out2.size(),
+                          nullptr) == MTAN_OK);
+  CHECK(out == out2);
+
+  auto fails = [&](const mtan_batch& bb, mtan_status want, const char* what) {
+    CAPTURE(what);
+    const mtan_status s = mtan_run_batch(rt.model, &bb, MTAN_ALL_TASKS, out.data(), out.size(), nullptr);
+    CHECK_MESSAGE(s == want, mtan_status_string(s) << ": " << mtan_last_error());
+    CHECK_MESSAGE(std::string(mtan_last_error()).find(what) != std::string::npos, mtan_last_error());
+  };
+  {
+    const std::vector<uint32_t> too_long = {0, 0, 6, 7, 10, 11};  // row 1 holds 6 ids
+    mtan_ids bad{ids.data(), too_long.data()};
+    fails({rows.data(), n, &bad, 1}, MTAN_ERROR_INPUT_ID, "row 1 of 'viewed' holds 6 ids; the model takes at most 5");
+  }
+  {
+    const std::vector<uint32_t> decreasing = {0, 3, 2, 7, 10, 11};
+    mtan_ids bad{ids.data(), decreasing.data()};
+    fails({rows.data(), n, &bad, 1}, MTAN_ERROR_INVALID_ARGUMENT, "offsets[2] = 2 is below offsets[1] = 3");
+  }
+  {
+    const std::vector<uint32_t> shifted = {1, 1, 5, 7, 10, 11};
+    mtan_ids bad{ids.data(), shifted.data()};
+    fails({rows.data(), n, &bad, 1}, MTAN_ERROR_INVALID_ARGUMENT, "offsets[0] is 1, not 0");
+  }
+  {
+    mtan_ids bad{ids.data(), nullptr};
+    fails({rows.data(), n, &bad, 1}, MTAN_ERROR_INVALID_ARGUMENT, "ids or offsets is NULL");
+    fails({rows.data(), n, nullptr, 1}, MTAN_ERROR_INVALID_ARGUMENT, "ids is NULL");
+    fails({rows.data(), n, &in, 0}, MTAN_ERROR_INVALID_ARGUMENT, "0 id inputs given; this model takes 1");
+    fails({rows.data(), n + 1, &in, 1}, MTAN_ERROR_BATCH, "batch 6");
+  }
+  CHECK(mtan_run_batch(rt.model, nullptr, MTAN_ALL_TASKS, out.data(), out.size(), nullptr) ==
+        MTAN_ERROR_INVALID_ARGUMENT);
+}

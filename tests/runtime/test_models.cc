@@ -58,12 +58,48 @@ fb::ModelT FloatModel(uint32_t seed) { return host::BuildFloatModel(RandomMtan(s
 
 fb::ModelT Int8Model(uint32_t seed) { return Int8Model(RandomMtan(seed), seed); }
 
+host::MtanWeights RandomIdMtan(uint32_t seed) {
+  host::MtanWeights w = RandomMtan(seed);
+  host::Rng rng(seed + 100);
+  host::EmbeddingTable items{"items", fb::IdMap::VOCABULARY, {}, 0, 31, 8, {}};
+  for (int64_t k = 100; k < 400; k += 10) items.vocabulary.push_back(k);
+  host::EmbeddingTable words{"words", fb::IdMap::HASHED, {}, 16, 16, 4, {}};
+  for (auto* t : {&items, &words}) {
+    t->w.resize(static_cast<size_t>(t->rows) * t->dim);
+    for (float& v : t->w) v = static_cast<float>(0.5 * rng.Normal());
+  }
+  w.tables = {items, words};
+  w.id_inputs = {{"item", 1, fb::Combiner::MEAN, 0}, {"viewed", 6, fb::Combiner::MEAN, 0},
+                 {"words", 4, fb::Combiner::SUM, 1}};
+  const int in = static_cast<int>(w.feature_names.size()) + 8 + 8 + 4;
+  w.trunks[0][0] = host::RandomDense(rng, in, w.trunks[0][0].out);
+  return w;
+}
+
+std::vector<uint8_t> RandomIds(uint32_t seed, int rows) {
+  host::Rng rng(seed);
+  std::vector<int64_t> ids;
+  for (int length : {1, 6, 4}) {
+    for (int r = 0; r < rows; ++r) {
+      const int n = length == 1 ? 1 : static_cast<int>(rng.Below(length + 1));
+      for (int l = 0; l < length; ++l)
+        ids.push_back(l >= n ? -1 : length == 4 ? static_cast<int64_t>(rng.Next() >> 1)
+                                                : 95 + 5 * static_cast<int64_t>(rng.Below(64)));
+    }
+  }
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(ids.data());
+  return {p, p + ids.size() * 8};
+}
+
 fb::ModelT Int8Model(const host::MtanWeights& w, uint32_t seed) {
   fb::ModelT f = host::BuildFloatModel(w);
   const int n = 512;
   std::vector<std::vector<float>> values;
   std::string error;
-  REQUIRE_MESSAGE(host::CollectActivations(f, RandomRows(seed + 1, n), n, &values, &error), error);
+  REQUIRE_MESSAGE(host::CollectActivations(f, RandomRows(seed + 1, n), n, &values, &error, nullptr,
+                                           w.id_inputs.empty() ? std::vector<uint8_t>{}
+                                                               : RandomIds(seed + 1, n)),
+                  error);
   return host::QuantizeModel(f, host::CalibrateRanges(values, host::CalibrationMethod::kMinMax));
 }
 

@@ -22,9 +22,18 @@ host::MtanWeights RandomMtan(uint32_t seed, int features = 10);
 std::vector<float> RandomRows(uint32_t seed, int rows, int features = 10);
 
 fb::ModelT FloatModel(uint32_t seed);
-// Quantized with min/max ranges collected through the runtime's float path.
+// Quantized with min/max ranges collected through the runtime's float path
+// (on RandomIds' ids when the model has id inputs).
 fb::ModelT Int8Model(uint32_t seed);
 fb::ModelT Int8Model(const host::MtanWeights& w, uint32_t seed);
+
+// RandomMtan with id inputs pooled into its trunk: "item" [1] and "viewed"
+// [6] (mean) from a vocabulary table of keys 100, 110, .., 390 (31 rows),
+// "words" [4] (sum) hashed into 16 buckets.
+host::MtanWeights RandomIdMtan(uint32_t seed);
+// Raw keys for RandomIdMtan's inputs in RuntimeModel::Run's layout: known
+// and unknown keys, bags of 0 to full length.
+std::vector<uint8_t> RandomIds(uint32_t seed, int rows);
 
 // Edits of an int8 model's head that a self-test must catch: task's logits
 // negated (a binary p becomes about 1 - p), or two classes' rows swapped.

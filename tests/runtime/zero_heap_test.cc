@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "test_models.h"
@@ -98,5 +99,69 @@ TEST_CASE("zero heap calls during load, runs, self-test and unload") {
       CHECK(run_calls == 0);
       CHECK(unload_calls == 0);
     }
+  }
+}
+
+TEST_CASE("zero heap calls with id inputs: mtan_run_inputs, mtan_run_batch (CSR), self-test") {
+  REQUIRE(mtan_init() == MTAN_OK);
+  for (bool int8 : {false, true}) {
+    const host::MtanWeights w = test::RandomIdMtan(3);
+    fb::ModelT m = int8 ? test::Int8Model(w, 3) : host::BuildFloatModel(w);
+    std::string error;
+    REQUIRE_MESSAGE(tiny::AddReferenceGolden(m, test::RandomRows(5, 4), 4, 0.05f, &error,
+                                             test::RandomIds(5, 4)), error);
+    const host::ModelBytes bytes(host::FinishModel(m, 16));
+    const uint32_t n = 16;
+    const std::vector<float> rows = test::RandomRows(6, n);
+    const std::vector<uint8_t> padded = test::RandomIds(6, n);
+    const void* inputs[3] = {padded.data(), padded.data() + n * 8, padded.data() + n * 8 * 7};
+    // CSR: every row's first ids (the padding dropped), lengths 0 to full.
+    std::vector<int64_t> csr_ids[3];
+    std::vector<uint32_t> offsets[3];
+    mtan_ids ids[3];
+    const int length[3] = {1, 6, 4};
+    for (int j = 0; j < 3; ++j) {
+      offsets[j].push_back(0);
+      for (uint32_t r = 0; r < n; ++r) {
+        for (int l = 0; l < length[j]; ++l) {
+          int64_t id;
+          std::memcpy(&id, static_cast<const uint8_t*>(inputs[j]) + (r * length[j] + l) * 8, 8);
+          if (id != -1) csr_ids[j].push_back(id);
+        }
+        offsets[j].push_back(static_cast<uint32_t>(csr_ids[j].size()));
+      }
+      ids[j] = {csr_ids[j].data(), offsets[j].data()};
+    }
+    const mtan_batch batch{rows.data(), n, ids, 3};
+    std::vector<float> out(n * 6);
+    std::vector<uint8_t> storage(1 << 22);
+    mtan_options opt = {n, MTAN_BACKEND_DEFAULT};
+
+    g_calls = 0;
+    g_counting = true;
+    size_t need = 0;
+    mtan_model* model = nullptr;
+    mtan_status s = mtan_arena_size(bytes.data(), bytes.size(), &opt, &need);
+    if (s == MTAN_OK) s = mtan_load(bytes.data(), bytes.size(), &opt, storage.data(), storage.size(), &model);
+    const long load_calls = g_calls.exchange(0);
+    if (s == MTAN_OK)
+      s = mtan_run_inputs(model, rows.data(), inputs, 3, n, MTAN_ALL_TASKS, out.data(), out.size(), nullptr);
+    if (s == MTAN_OK) s = mtan_run_batch(model, &batch, MTAN_ALL_TASKS, out.data(), out.size(), nullptr);
+    if (s == MTAN_OK) s = mtan_run_batch(model, &batch, 1, out.data(), out.size(), nullptr);
+    if (s == MTAN_OK) s = mtan_self_test(model);
+    // A failing call (a bag too long) allocates nothing either.
+    const uint32_t too_long[2] = {0, 2};
+    const mtan_ids bad[3] = {{csr_ids[0].data(), too_long}, ids[1], ids[2]};
+    const mtan_batch bad_batch{rows.data(), 1, bad, 3};
+    const mtan_status bad_status = mtan_run_batch(model, &bad_batch, MTAN_ALL_TASKS, out.data(), out.size(), nullptr);
+    const long run_calls = g_calls.exchange(0);
+    mtan_unload(model);
+    g_counting = false;
+
+    CAPTURE(int8);
+    CHECK_MESSAGE(s == MTAN_OK, mtan_status_string(s));
+    CHECK(bad_status == MTAN_ERROR_INPUT_ID);
+    CHECK(load_calls == 0);
+    CHECK(run_calls == 0);
   }
 }

@@ -256,6 +256,38 @@ mtan_status mtan_run_inputs(mtan_model* model, const float* rows, const void* co
                             uint32_t tensor_input_count, uint32_t batch, int32_t task,
                             float* output, size_t output_floats, void* threadpool);
 
+/* One id input of a batch in CSR form, as torch.nn.EmbeddingBag takes it:
+ * row r's ids are ids[offsets[r]] .. ids[offsets[r + 1] - 1]. `offsets` has
+ * batch + 1 entries: offsets[0] == 0, never decreasing. An empty row is an
+ * empty bag (zeros). Ids are the model's keys (the trainer's integers, or
+ * mtan_hash_id of a string), mapped as the model's id map says: an unknown
+ * key goes to the out-of-vocabulary row; -1 is skipped, as padding. */
+typedef struct mtan_ids {
+  const int64_t* ids;
+  const uint32_t* offsets;
+} mtan_ids;
+
+/* One batch for mtan_run_batch: `batch` rows of raw dense features
+ * (mtan_input_count floats each) and, for each tensor input in order
+ * (mtan_tensor_input_count of them, all int64 ids), its ids. */
+typedef struct mtan_batch {
+  const float* rows;
+  uint32_t batch;
+  const mtan_ids* ids;
+  uint32_t id_input_count;
+} mtan_batch;
+
+/* mtan_run on one batch with ids in CSR form: the call for apps, whose bags
+ * have any length. A row with more ids than its input takes (the `shape`
+ * mtan_tensor_input_info gives: the longest bag the model was trained with)
+ * fails with MTAN_ERROR_INPUT_ID naming the row and the input; malformed
+ * offsets (offsets[0] != 0, decreasing) or a NULL pointer fail with
+ * MTAN_ERROR_INVALID_ARGUMENT. Nothing is read past offsets[batch] ids. The
+ * ids are copied into the arena (no heap), so the caller's arrays may change
+ * once the call returns. */
+mtan_status mtan_run_batch(mtan_model* model, const mtan_batch* batch, int32_t task, float* output,
+                           size_t output_floats, void* threadpool);
+
 /* An activation tensor as the last mtan_run left it, for debugging and
  * calibration tools. Operators share arena bytes when their lifetimes do not
  * overlap, so only a model written without memory reuse (mtan-convert does
