@@ -164,6 +164,13 @@ TEST_CASE("tensor inputs: listed with their dtype and shape") {
   CHECK(d["tensor_inputs"][0]["dtype"] == "INT64");
   CHECK(d["tensor_inputs"][0]["shape"] == std::vector<int>{4});
   CHECK(d["tensor_inputs"][0]["id_map"] == "ROWS");
+  // Its table, once, with its bytes.
+  CHECK(text.out.find("embedding tables (1)") != std::string::npos);
+  CHECK(text.out.find("table                    6 rows x 2 FLOAT32 (48 bytes), read by ids") != std::string::npos);
+  REQUIRE(d["tables"].size() == 1);
+  CHECK(d["tables"][0]["rows"] == 6);
+  CHECK(d["tables"][0]["bytes"] == 48);
+  CHECK(d["tables"][0]["read_by"] == std::vector<std::string>{"ids"});
 }
 
 TEST_CASE("--summary: the tasks and the arena without the long lists") {

@@ -100,6 +100,29 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
                              {"hash_buckets", in->hash_buckets}});
   }
   d["tensor_inputs"] = tensor_inputs;
+  // Embedding tables: each EMBEDDING_BAG's table once, with the inputs that
+  // read it and its bytes in the file (rows, plus an int8 table's per-row
+  // scales and zero points), read in place at run time.
+  Json tables = Json::array();
+  std::vector<int32_t> table_of;
+  for (const auto& op : m.operators) {
+    if (op->opcode != fb::OpCode::EMBEDDING_BAG) continue;
+    const int32_t t = op->inputs.at(1);
+    const auto it = std::find(table_of.begin(), table_of.end(), t);
+    const std::string reader = m.tensors.at(op->inputs.at(0))->name;
+    if (it != table_of.end()) {
+      tables[it - table_of.begin()]["read_by"].push_back(reader);
+      continue;
+    }
+    table_of.push_back(t);
+    const fb::TensorT& x = *m.tensors.at(t);
+    uint64_t bytes = m.buffers.at(x.buffer)->data.size();
+    if (x.quantization) bytes += 4 * (x.quantization->scale.size() + x.quantization->zero_point.size());
+    tables.push_back({{"name", x.name}, {"rows", x.shape.at(0)}, {"dim", x.shape.at(1)},
+                      {"dtype", fb::EnumNameDType(x.dtype)}, {"bytes", bytes},
+                      {"read_by", Json::array({reader})}});
+  }
+  d["tables"] = tables;
 
   Json tasks = Json::array();
   for (const auto& t : m.tasks) {
@@ -194,6 +217,17 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
                          in["id_map"] == "VOCABULARY" ? fmt::format("vocabulary of {} keys", in["vocabulary_keys"].get<size_t>())
                          : in["id_map"] == "HASHED"   ? fmt::format("hashed into {} buckets", in["hash_buckets"].get<uint32_t>())
                                                       : std::string("row numbers"));
+  }
+
+  if (!d["tables"].empty()) {
+    out << "\nembedding tables (" << d["tables"].size() << "), read in place from the file:\n";
+    for (const Json& t : d["tables"]) {
+      std::string readers;
+      for (const Json& r : t["read_by"]) readers += (readers.empty() ? "" : ", ") + r.get<std::string>();
+      out << fmt::format("  {:<24} {} rows x {} {} ({} bytes), read by {}\n", t["name"].get<std::string>(),
+                         t["rows"].get<int>(), t["dim"].get<int>(), t["dtype"].get<std::string>(),
+                         t["bytes"].get<uint64_t>(), readers);
+    }
   }
 
   out << "\ntasks (" << d["tasks"].size() << "):\n";
