@@ -1,5 +1,5 @@
 // mtan-data: writes the built-in synthetic e-commerce dataset.
-//   mtan-data synth --out DIR [--rows N] [--correlation P] [--seed S] [--json]
+//   mtan-data synth --out DIR [--rows N] [--correlation P] [--seed S] [--categorical [--items N]] [--json]
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -28,6 +28,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     synth->add_option("--seed", opt.seed, "Seed; the same seed gives the same bytes")
         ->capture_default_str();
+    synth->add_flag("--categorical", opt.categorical,
+                    "Also id columns: item_id (Zipf popularity), brand (strings), store, segment, "
+                    "recent_items (0-20 ids per row, '|'-separated), with known effects on every "
+                    "task; tasks.json lists them, tasks_dense.json is the same without them");
+    synth->add_option("--items", opt.items, "Items with --categorical (100 to 1,000,000)")
+        ->capture_default_str()
+        ->needs("--categorical");
     synth->add_flag("--json", as_json, "Print ceiling.json to stdout instead of a summary");
     CLI11_PARSE(app, argc, argv);
 
@@ -48,6 +55,13 @@ int main(int argc, char** argv) {
                 out.c_str());
     std::printf("  %zu features, P = %.2f, seed %llu\n", data.features.size(), opt.correlation,
                 static_cast<unsigned long long>(opt.seed));
+    if (opt.categorical) {
+      const auto& ids = c["ids"];
+      std::printf("  id columns: item_id (%lld items), brand, store, segment, recent_items "
+                  "(mean %.1f ids); %.1f%% of test rows show an item unseen in train\n",
+                  static_cast<long long>(opt.items), ids["mean_recent_items"].get<double>(),
+                  100.0 * ids["test_rows_with_an_item_unseen_in_train"].get<double>());
+    }
     for (const char* s : {"train", "val", "test"}) {
       const auto& sp = c["splits"][s];
       std::printf("  %-5s %8lld rows  click+ %7lld  purchase+ %6lld  spend rows %6lld\n", s,

@@ -159,6 +159,97 @@ double SolveBias(const std::vector<double>& s, double scale, const std::vector<d
   return 0.5 * (lo + hi);
 }
 
+// The latent tasks f[t] (click, purchase, category 0..4, spend).
+constexpr int kLatentTasks = 2 + kSynthClasses + 1;
+constexpr int kItemDim = 4;        // an item's latent vector
+constexpr double kZipf = 1.05;     // item popularity ~ rank^-kZipf
+// Weight of each id's effect in each latent task, in units of the dense
+// score's standard deviation (before both are standardised together):
+// brand and item drive every task (a product's category most), the user
+// segment click and category, the store purchase and spend, and the
+// recently viewed items' mean latent vector (a shopper's taste) click and
+// purchase. The brand, shared by about 40 items each, is learned from far
+// more rows than a tail item.
+struct IdWeights {
+  double brand, item, store, segment, recent;
+};
+constexpr IdWeights kIdWeights[kLatentTasks] = {
+    {0.40, 0.30, 0.00, 0.35, 0.45},  // click
+    {0.35, 0.30, 0.30, 0.20, 0.40},  // purchase
+    {0.60, 0.50, 0.00, 0.30, 0.00},  // category 0..4
+    {0.60, 0.50, 0.00, 0.30, 0.00},
+    {0.60, 0.50, 0.00, 0.30, 0.00},
+    {0.60, 0.50, 0.00, 0.30, 0.00},
+    {0.60, 0.50, 0.00, 0.30, 0.00},
+    {0.30, 0.30, 0.35, 0.00, 0.00},  // spend
+};
+
+// Draws the id columns into `d` and adds their effects to the latent
+// scores f (then standardised again, so the rates and scales keep their
+// meaning). Its own streams: the dense columns and their scores are those
+// of the same seed without ids.
+void AddIdEffects(const SynthOptions& o, SynthData* d, std::vector<std::vector<double>>* f) {
+  host::Rng rng_const(o.seed * 0x9E3779B97F4A7C15ull + 4);
+  host::Rng rng(o.seed * 0x9E3779B97F4A7C15ull + 5);
+  const size_t n = static_cast<size_t>(o.rows), items = static_cast<size_t>(o.items);
+  auto normals = [&](size_t count) {
+    std::vector<double> v(count);
+    for (double& e : v) e = rng_const.Normal();
+    return v;
+  };
+  const std::vector<double> item_vec = normals(items * kItemDim);
+  std::vector<int32_t> brand_of(items);
+  for (int32_t& b : brand_of) b = static_cast<int32_t>(rng_const.Below(kSynthBrands));
+  const std::vector<double> brand_fx = normals(kSynthBrands * kLatentTasks),
+                            store_fx = normals(kSynthStores * kLatentTasks),
+                            segment_fx = normals(kSynthSegments * kLatentTasks);
+  // Per task, the direction an item's vector is read along (unit variance).
+  std::vector<double> item_dir = normals(kLatentTasks * kItemDim), recent_dir = normals(2 * kItemDim);
+  for (double& e : item_dir) e /= std::sqrt(static_cast<double>(kItemDim));
+  for (double& e : recent_dir) e /= std::sqrt(static_cast<double>(kItemDim));
+  std::vector<double> cumulative(items);
+  double total = 0;
+  for (size_t i = 0; i < items; ++i) cumulative[i] = total += std::pow(static_cast<double>(i + 1), -kZipf);
+  auto draw_item = [&]() {
+    const double u = rng.Uniform() * total;
+    const size_t i = static_cast<size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) -
+                                         cumulative.begin());
+    return static_cast<int32_t>(std::min(i, items - 1));
+  };
+  d->item.resize(n);
+  d->brand.resize(n);
+  d->store.resize(n);
+  d->segment.resize(n);
+  d->recent_offsets.assign(1, 0);
+  for (size_t r = 0; r < n; ++r) {
+    const int32_t it = draw_item();
+    d->item[r] = it;
+    d->brand[r] = brand_of[it];
+    d->store[r] = static_cast<int32_t>(rng.Below(kSynthStores));
+    d->segment[r] = static_cast<int32_t>(rng.Below(kSynthSegments));
+    const int viewed = static_cast<int>(rng.Below(kSynthMaxRecent + 1));
+    double taste[kItemDim] = {0, 0, 0, 0};
+    for (int k = 0; k < viewed; ++k) {
+      const int32_t v = draw_item();
+      d->recent.push_back(v);
+      for (int c = 0; c < kItemDim; ++c) taste[c] += item_vec[v * kItemDim + c] / viewed;
+    }
+    d->recent_offsets.push_back(static_cast<uint32_t>(d->recent.size()));
+    for (int t = 0; t < kLatentTasks; ++t) {
+      const IdWeights& w = kIdWeights[t];
+      double item_score = 0, recent_score = 0;
+      for (int c = 0; c < kItemDim; ++c) {
+        item_score += item_vec[it * kItemDim + c] * item_dir[t * kItemDim + c];
+        if (t < 2) recent_score += taste[c] * recent_dir[t * kItemDim + c];
+      }
+      (*f)[t][r] += w.brand * brand_fx[d->brand[r] * kLatentTasks + t] + w.item * item_score +
+                    w.store * store_fx[d->store[r] * kLatentTasks + t] +
+                    w.segment * segment_fx[d->segment[r] * kLatentTasks + t] + w.recent * recent_score;
+    }
+  }
+  for (auto& ft : *f) Standardise(&ft);
+}
+
 }  // namespace
 
 bool GenerateSynth(const SynthOptions& o, SynthData* data, std::string* error) {
@@ -168,6 +259,10 @@ bool GenerateSynth(const SynthOptions& o, SynthData* data, std::string* error) {
   }
   if (!(o.correlation >= -1.0 && o.correlation <= 1.0)) {
     if (error) *error = "correlation must be in [-1, 1]";
+    return false;
+  }
+  if (o.categorical && (o.items < 100 || o.items > 1000000)) {
+    if (error) *error = "items must be from 100 to 1,000,000";
     return false;
   }
   if (!(o.train_fraction > 0 && o.val_fraction > 0 && o.train_fraction + o.val_fraction < 1)) {
@@ -263,6 +358,7 @@ bool GenerateSynth(const SynthOptions& o, SynthData* data, std::string* error) {
     }
   }
   for (auto& ft : f) Standardise(&ft);
+  if (o.categorical) AddIdEffects(o, &d, &f);
 
   const double b_click = SolveBias(f[0], kClickScale, nullptr, kClickRate);
   std::vector<double> pc(n);
@@ -318,9 +414,23 @@ bool GenerateSynth(const SynthOptions& o, SynthData* data, std::string* error) {
   return true;
 }
 
-std::string SynthSpecJson() {
+std::string SynthSpecJson(const SynthData& d, bool dense_only) {
   json spec;
   spec["description"] = "mtan-data synth: synthetic e-commerce tasks (MMoE recipe)";
+  if (d.options.categorical) {
+    json features = d.features;
+    if (!dense_only) {
+      features.push_back({{"name", "item_id"}, {"kind", "categorical"},
+                          {"vocabulary", {{"min_count", 2}}}, {"table", "items"}});
+      features.push_back({{"name", "brand"}, {"kind", "categorical"}, {"ids", "string"},
+                          {"hash_buckets", 1024}});
+      features.push_back({{"name", "store"}, {"kind", "categorical"}, {"vocabulary", {{"min_count", 1}}}});
+      features.push_back({{"name", "segment"}, {"kind", "categorical"}, {"vocabulary", {{"min_count", 1}}}});
+      features.push_back({{"name", "recent_items"}, {"kind", "multi_hot"}, {"max_length", kSynthMaxRecent},
+                          {"combiner", "mean"}, {"table", "items"}});
+    }
+    spec["features"] = features;
+  }
   json tasks = json::array();
   tasks.push_back({{"name", "click"}, {"kind", "binary"}, {"label", "click"}});
   tasks.push_back({{"name", "purchase"}, {"kind", "binary"}, {"label", "purchase"}});
@@ -340,6 +450,19 @@ std::string SynthCeilingJson(const SynthData& d) {
   out["seed"] = d.options.seed;
   out["rows"] = d.rows;
   out["correlation"] = d.options.correlation;
+  if (d.options.categorical) {
+    // How many test rows show an item the training rows never do (those
+    // read the out-of-vocabulary row), and the mean recent list.
+    std::vector<char> seen(static_cast<size_t>(d.options.items), 0);
+    for (int64_t r = 0; r < d.train_end; ++r) seen[d.item[r]] = 1;
+    int64_t unseen = 0;
+    for (int64_t r = d.val_end; r < d.rows; ++r) unseen += !seen[d.item[r]];
+    out["ids"] = {{"items", d.options.items}, {"brands", kSynthBrands}, {"stores", kSynthStores},
+                  {"segments", kSynthSegments}, {"max_recent_items", kSynthMaxRecent},
+                  {"test_rows_with_an_item_unseen_in_train",
+                   static_cast<double>(unseen) / static_cast<double>(d.rows - d.val_end)},
+                  {"mean_recent_items", static_cast<double>(d.recent.size()) / static_cast<double>(d.rows)}};
+  }
   const int64_t bounds[4] = {0, d.train_end, d.val_end, d.rows};
   const char* names[3] = {"train", "val", "test"};
   for (int s = 0; s < 3; ++s) {
@@ -403,11 +526,21 @@ bool WriteCsv(const SynthData& d, const std::string& path, int64_t begin, int64_
   }
   fmt::memory_buffer buf;
   for (const std::string& name : d.features) fmt::format_to(std::back_inserter(buf), "{},", name);
+  const bool ids = d.options.categorical;
+  if (ids) fmt::format_to(std::back_inserter(buf), "item_id,brand,store,segment,recent_items,");
   fmt::format_to(std::back_inserter(buf), "click,purchase,category,spend\n");
   const size_t nf = d.features.size();
   bool ok = true;
   for (int64_t r = begin; r < end; ++r) {
     for (size_t j = 0; j < nf; ++j) fmt::format_to(std::back_inserter(buf), "{},", d.x[r * nf + j]);
+    if (ids) {
+      fmt::format_to(std::back_inserter(buf), "{},brand-{:04d},{},{},", 1000000 + d.item[r], d.brand[r],
+                     d.store[r], d.segment[r]);
+      for (uint32_t k = d.recent_offsets[r]; k < d.recent_offsets[r + 1]; ++k)
+        fmt::format_to(std::back_inserter(buf), "{}{}", k == d.recent_offsets[r] ? "" : "|",
+                       1000000 + d.recent[k]);
+      buf.push_back(',');
+    }
     fmt::format_to(std::back_inserter(buf), "{},{},{},", static_cast<int>(d.click[r]),
                    static_cast<int>(d.purchase[r]), kClassNames[static_cast<int>(d.category[r])]);
     if (!std::isnan(d.spend[r])) fmt::format_to(std::back_inserter(buf), "{}", d.spend[r]);
@@ -443,7 +576,9 @@ bool WriteSynth(const SynthData& d, const std::string& dir, std::string* error) 
   return WriteCsv(d, base + "train.csv", 0, d.train_end, error) &&
          WriteCsv(d, base + "val.csv", d.train_end, d.val_end, error) &&
          WriteCsv(d, base + "test.csv", d.val_end, d.rows, error) &&
-         WriteText(base + "tasks.json", SynthSpecJson(), error) &&
+         WriteText(base + "tasks.json", SynthSpecJson(d), error) &&
+         (!d.options.categorical ||
+          WriteText(base + "tasks_dense.json", SynthSpecJson(d, /*dense_only=*/true), error)) &&
          WriteText(base + "ceiling.json", SynthCeilingJson(d), error);
 }
 
