@@ -34,7 +34,7 @@
 // vocabulary learned from the training file (ids seen at least min_count
 // times, default 1; every other id shares one out-of-vocabulary row) or by
 // hashing into hash_buckets rows (the id modulo the buckets). "dim" is the
-// table's width, by default DefaultEmbeddingDim(rows) (ids.h). Pooling
+// table's width, by default DefaultEmbeddingDim(rows) (ids.h: 4 to 16). Pooling
 // ("combiner", multi_hot only): "sum" or "mean" (default), as
 // torch.nn.EmbeddingBag's modes.
 //

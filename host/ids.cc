@@ -12,7 +12,7 @@ namespace mtan::host {
 int DefaultEmbeddingDim(int64_t rows) {
   const double d = 6.0 * std::pow(static_cast<double>(std::max<int64_t>(rows, 1)), 0.25);
   const int dim = static_cast<int>(std::ceil(d / 4.0)) * 4;
-  return std::clamp(dim, 4, 64);
+  return std::clamp(dim, 4, 16);
 }
 
 bool BuildIdTables(const Spec& spec, const Dataset& train, std::vector<IdTable>* tables,

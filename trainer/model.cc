@@ -62,23 +62,27 @@ MtanNetImpl::MtanNetImpl(const ModelConfig& config) : config_(config) {
 
 NetOutput MtanNetImpl::forward(const torch::Tensor& x_std, const std::vector<torch::Tensor>& ids) {
   const int T = config_.num_tasks();
-  torch::Tensor x = x_std;
+  torch::Tensor x = x_std, embedding_sq;
   if (!config_.bags.empty()) {
     // EMBEDDING_BAG's definition: the rows the ids name (-1 pads), summed,
     // divided by their count for mean when there are two or more.
     std::vector<torch::Tensor> parts = {x_std};
+    torch::Tensor sq = torch::zeros({});
     for (size_t k = 0; k < config_.bags.size(); ++k) {
       const torch::Tensor& r = ids.at(k);  // [B, L]
       const torch::Tensor keep = r.ge(0);
       const torch::Tensor rows = r.clamp_min(0);
       torch::Tensor e = tables[config_.bags[k].table].index_select(0, rows.reshape({-1}))
                             .view({r.size(0), r.size(1), -1});
-      torch::Tensor bag = (e * keep.unsqueeze(2).to(e.dtype())).sum(1);
+      const torch::Tensor kept = e * keep.unsqueeze(2).to(e.dtype());
+      sq = sq + (kept * kept).sum();
+      torch::Tensor bag = kept.sum(1);
       if (config_.bags[k].mean)
         bag = bag / keep.sum(1, /*keepdim=*/true).clamp_min(1).to(bag.dtype());
       parts.push_back(bag);
     }
     x = torch::cat(parts, 1);
+    embedding_sq = sq / static_cast<double>(x_std.size(0));
   }
   const bool drop = config_.dropout > 0 && is_training();
   auto dropout = [&](const torch::Tensor& v) {
@@ -100,6 +104,7 @@ NetOutput MtanNetImpl::forward(const torch::Tensor& x_std, const std::vector<tor
     z[t] = dropout(torch::relu(tasks[t].task->forward(v)));
   }
   NetOutput out;
+  out.embedding_sq = embedding_sq;
   if (config_.cross()) {
     torch::Tensor zs = torch::stack(z, 1);  // [B, T, C]
     std::vector<torch::Tensor> alphas(T);

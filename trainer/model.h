@@ -35,6 +35,10 @@ namespace mtan::trainer {
 struct NetOutput {
   std::vector<torch::Tensor> logits;  // per task [B, outputs]
   torch::Tensor alpha;                // [B, T, T]: alpha[b][t][s]; undefined without cross
+  // Sum of the squared table rows the bags read (padding excluded), over
+  // the rows of the batch, divided by B: the in-batch L2 of the embeddings;
+  // undefined without bags.
+  torch::Tensor embedding_sq;
 };
 
 struct TaskLayers {

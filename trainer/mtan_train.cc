@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
     app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
     app.add_option("--weight-decay", o.weight_decay, "wd in the loss term wd * ||W||^2 (weights only)")
         ->capture_default_str();
+    app.add_option("--embedding-l2", o.embedding_l2,
+                   "l2 in l2 * sum of the squared embedding rows each row's id features read (tables "
+                   "get no weight decay)")
+        ->capture_default_str();
     app.add_option("--loss-weights", o.loss_weights, "equal, dwa or uncertainty")->capture_default_str();
     app.add_option("--dwa-temperature", o.dwa_temperature, "T of Dynamic Weight Average")
         ->capture_default_str();

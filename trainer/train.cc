@@ -382,6 +382,7 @@ bool CheckOptions(const TrainOptions& opt, Arch* arch, LossWeighting* weighting,
       {"--batch", opt.batch >= 1, "at least 1"},
       {"--lr", opt.lr > 0 && std::isfinite(opt.lr), "positive"},
       {"--weight-decay", opt.weight_decay >= 0 && std::isfinite(opt.weight_decay), "0 or more"},
+      {"--embedding-l2", opt.embedding_l2 >= 0 && std::isfinite(opt.embedding_l2), "0 or more"},
       {"--dwa-temperature", opt.dwa_temperature > 0 && std::isfinite(opt.dwa_temperature), "positive"},
       {"--patience", opt.patience >= 1, "at least 1"},
       {"--lr-decay", opt.lr_decay > 0 && opt.lr_decay <= 1, "in (0, 1]"},
@@ -622,6 +623,8 @@ bool TrainEpoch(const TrainOptions& opt, const Data& d, Loop* loop, Learner* l, 
         total = total + e->lambda[t] * loss;
       }
     }
+    if (o.embedding_sq.defined() && opt.embedding_l2 > 0)
+      total = total + opt.embedding_l2 * o.embedding_sq;
     l->optimizer->zero_grad();
     total.backward();
     l->optimizer->step();
@@ -753,7 +756,8 @@ json Report(const TrainOptions& opt, const Data& d, const Learner& l, const Trai
   report["parameters"] = l.params;
   report["mtan_parameters_at_these_widths"] = l.mtan_params;
   report["options"] = {{"epochs", opt.epochs}, {"batch", opt.batch}, {"lr", opt.lr},
-                       {"weight_decay", opt.weight_decay}, {"dropout", opt.dropout},
+                       {"weight_decay", opt.weight_decay}, {"embedding_l2", opt.embedding_l2},
+                       {"dropout", opt.dropout},
                        {"loss_weights", opt.loss_weights}, {"patience", opt.patience},
                        {"lr_decay", opt.lr_decay}, {"seed", opt.seed}, {"threads", opt.threads},
                        {"mask_hidden", opt.mask_hidden}, {"task_width", opt.task_width},

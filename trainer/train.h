@@ -31,6 +31,10 @@ struct TrainOptions {
   int batch = 1024;
   double lr = 3e-3;
   double weight_decay = 1e-4;  // wd in wd * ||W||^2 (weights, not biases)
+  // l2 in l2 * sum of the squared embedding rows a row's bags read, per row
+  // of the batch: decays each table row when it is used, so a rare id is
+  // not fitted to its few rows (tables get no weight decay).
+  double embedding_l2 = 0.1;
   std::string loss_weights = "equal";
   double dwa_temperature = 2.0;
   int patience = 3;         // epochs without a better validation score before stopping

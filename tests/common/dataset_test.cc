@@ -114,11 +114,11 @@ TEST_CASE("id features: the spec, the CSV cells, vocabularies and the runtime's 
   CHECK(v[7] == 17);
 }
 
-TEST_CASE("the default embedding width follows 6 x rows^(1/4), in steps of 4, 4 to 64") {
+TEST_CASE("the default embedding width follows 6 x rows^(1/4), in steps of 4, 4 to 16") {
   CHECK(DefaultEmbeddingDim(1) == 8);        // 6 -> 8
   CHECK(DefaultEmbeddingDim(16) == 12);      // 12
-  CHECK(DefaultEmbeddingDim(10000) == 60);   // 60
-  CHECK(DefaultEmbeddingDim(100000) == 64);  // 106.7 -> capped
+  CHECK(DefaultEmbeddingDim(50) == 16);      // 15.96 -> 16
+  CHECK(DefaultEmbeddingDim(10000) == 16);   // 60 -> capped
   CHECK(DefaultEmbeddingDim(0) == 8);
 }
 

@@ -561,4 +561,44 @@ TEST_CASE("mtan-compare: the table and JSON of seed means and paired bootstrap S
   CHECK(out.find("--resamples") != std::string::npos);
 }
 
+// Sum of squares of the embedding tables (what --embedding-l2 penalises).
+double TableNorm2(const fb::ModelT& m) {
+  double s = 0;
+  for (const auto& t : m.tensors)
+    if (t->buffer != 0 && t->name.rfind("table.", 0) == 0)
+      for (float w : Floats(m, *t)) s += double(w) * w;
+  return s;
+}
+
+TEST_CASE("mtan-train with id features: tables in the model, --embedding-l2 shrinks them") {
+  Workspace& w = Ws();
+  const std::string ids = w.dir + "/ids";
+  std::string out;
+  REQUIRE_MESSAGE(test::RunCommand(std::string(MTAN_DATA_BIN) + " synth --categorical --items 300 --out " +
+                                       ids + " --rows 6000 --seed 5", &out) == 0, out);
+  const std::map<std::string, std::string> data = {
+      {"--train", ids + "/train.csv"}, {"--val", ids + "/val.csv"}, {"--test", ids + "/test.csv"},
+      {"--spec", ids + "/tasks.json"}};
+  auto with = [&](std::map<std::string, std::string> o) {
+    o.insert(data.begin(), data.end());
+    return o;
+  };
+  const auto none = w.MustTrain("ids_l2_0", with({{"--embedding-l2", "0"}, {"--quiet", "-"}}));
+  const auto strong = w.MustTrain("ids_l2_1", with({{"--embedding-l2", "1"}}));
+  const fb::ModelT m = Unpack(none.model);
+  REQUIRE(m.tensor_inputs.size() == 5);
+  CHECK(m.tensor_inputs[0]->name == "item_id");
+  CHECK(m.tensor_inputs[1]->id_map == fb::IdMap::HASHED);
+  CHECK(none.output.find("table items: 301 rows x 16 (vocabulary + 1 unknown-id row), read by item_id, "
+                         "recent_items") != std::string::npos);
+  const double n0 = TableNorm2(m), n1 = TableNorm2(Unpack(strong.model));
+  MESSAGE("sum of squared table entries: --embedding-l2 0: " << n0 << ", 1: " << n1);
+  CHECK(n0 > 0);
+  CHECK(n1 < 0.8 * n0);
+  CHECK(none.report["options"]["embedding_l2"] == 0.0);
+  const auto bad = w.Train("ids_bad", with({{"--embedding-l2", "-1"}}));
+  CHECK(bad.code != 0);
+  CHECK(bad.output.find("--embedding-l2") != std::string::npos);
+}
+
 }  // TEST_SUITE
