@@ -65,7 +65,7 @@ std::vector<uint8_t> FinishModel(fb::ModelT& m, uint32_t max_batch, bool reuse_m
   std::vector<char> is_tensor_input(n_t, 0);
   for (const auto& in : m.tensor_inputs) is_tensor_input.at(in->tensor) = 1;
   for (int t = 0; t < n_t; ++t)
-    if (is_tensor_input[t]) life[t] = TensorInputLifetime(life[t].last);
+    if (is_tensor_input[t]) life[t] = TensorInputLifetime(n_ops);
   GreedyMemoryPlanner greedy;
   LinearMemoryPlanner linear;
   MemoryPlanner& planner = reuse_memory ? static_cast<MemoryPlanner&>(greedy) : linear;

@@ -87,9 +87,12 @@ inline void LifetimeRead(Lifetime* l, int32_t op) {
   if (l->last < op) l->last = op;
 }
 inline void LifetimeTaskOutput(Lifetime* l, int32_t num_ops) { l->last = num_ops; }
-inline Lifetime TensorInputLifetime(int32_t last_reader) {
-  return Lifetime{0, last_reader > 0 ? last_reader : 0};
-}
+// A tensor input is live for the whole run, as a task output is: its bytes
+// hold the caller's (mapped) ids until the next run, so an operator run
+// alone afterwards (mtan_operator_run: the bench's per-operator times) reads
+// them, not whatever a later operator wrote there. Costs 8 bytes per id per
+// row of arena.
+inline Lifetime TensorInputLifetime(int32_t num_ops) { return Lifetime{0, num_ops}; }
 inline bool LiveTogether(const Lifetime& a, const Lifetime& b) {
   return a.first <= b.last && b.first <= a.last;
 }

@@ -532,7 +532,8 @@ struct Checker : VerifyContext {
   // An activation's lifetime (contract.h): false for the dense rows, which
   // have no arena bytes, and for tensors nothing writes.
   bool PlannedLifetime(uint32_t t, Lifetime* l) const {
-    if (is_tensor_input[t]) return *l = TensorInputLifetime(last_use[t]), true;
+    if (is_tensor_input[t])
+      return *l = TensorInputLifetime(static_cast<int32_t>(m->operators()->size())), true;
     if (producer[t] < 0) return false;
     return *l = Lifetime{producer[t], last_use[t]}, true;
   }
