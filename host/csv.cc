@@ -118,7 +118,7 @@ std::string ParseIds(std::string_view cell, const IdFeatureSpec& f, IdColumn* co
   cell = Trim(cell);
   int n = 0;
   bool cut = false;
-  const std::string whole(cell);
+  const std::string_view whole = cell;
   bool more = !cell.empty();  // an id follows (after a '|', even an empty one)
   while (more) {
     const size_t bar = f.multi_hot ? cell.find('|') : std::string_view::npos;

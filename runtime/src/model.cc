@@ -378,8 +378,12 @@ mtan_status CopyTensorInputs(mtan_model* model, const void* const* inputs, uint3
                       model->fb->tensor_inputs()->Get(j)->name()->c_str());
     uint8_t* dst = model->activations +
                    static_cast<size_t>(TensorInput(model, j)->arena_offset()) * model->max_batch;
-    CopyIds(model->fb, model->fb->tensor_inputs()->Get(j), static_cast<const uint8_t*>(inputs[j]),
-            dst, TensorInputRowBytes(model, j) * batch / 8);
+    const size_t bytes = TensorInputRowBytes(model, j) * batch;
+    if (TensorInput(model, j)->dtype() == fb::DType::INT64)
+      CopyIds(model->fb, model->fb->tensor_inputs()->Get(j), static_cast<const uint8_t*>(inputs[j]),
+              dst, bytes / 8);
+    else
+      memcpy(dst, inputs[j], bytes);
   }
   return MTAN_OK;
 }
