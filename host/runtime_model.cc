@@ -19,6 +19,23 @@ std::string RuntimeError(mtan_status status) {
   return std::string(mtan_status_string(status)) + ": " + mtan_last_error();
 }
 
+bool BackendFromName(const std::string& name, mtan_backend* out) {
+  static constexpr mtan_backend kBackends[] = {MTAN_BACKEND_DEFAULT, MTAN_BACKEND_XNNPACK,
+                                               MTAN_BACKEND_REFERENCE};
+  for (size_t i = 0; i < std::size(kBackends); ++i)
+    if (name == kBackendNames[i]) {
+      *out = kBackends[i];
+      return true;
+    }
+  return false;
+}
+
+const char* BackendName(mtan_backend backend) {
+  return backend == MTAN_BACKEND_REFERENCE ? "reference"
+         : backend == MTAN_BACKEND_XNNPACK ? "xnnpack"
+                                           : "default";
+}
+
 mtan_status RuntimeModel::Load(const std::vector<uint8_t>& file, uint32_t max_batch,
                                mtan_backend backend, std::string* error) {
   Unload();

@@ -69,6 +69,13 @@ class RuntimeModel {
 // "MTAN_ERROR_X: message" for the runtime's last failure.
 std::string RuntimeError(mtan_status status);
 
+// The runtime's backends by the tools' names (--backend): "default" (the
+// fastest this build and CPU have: XNNPACK, and the VNNI int8 kernels on x86
+// cores with them), "xnnpack" (XNNPACK's kernels only), "reference".
+inline constexpr const char* kBackendNames[] = {"default", "xnnpack", "reference"};
+bool BackendFromName(const std::string& name, mtan_backend* out);
+const char* BackendName(mtan_backend backend);
+
 
 // Verifies with the runtime's verifier, then unpacks into the object API.
 // On failure returns false and puts the runtime's status and message in *error.

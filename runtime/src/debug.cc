@@ -2,6 +2,7 @@
 #include "mtan/mtan_debug.h"
 
 #include "internal.h"
+#include "ops/fully_connected_s8_x86.h"
 
 using namespace mtan;
 
@@ -40,7 +41,12 @@ mtan_status mtan_operator_info_get(const mtan_model* model, uint32_t op,
   info_out->opcode = fb::EnumNameOpCode(s.code);
   info_out->output = y->name() ? y->name()->c_str() : "";
   info_out->dtype = s.int8 ? MTAN_DTYPE_INT8 : MTAN_DTYPE_FLOAT32;
-  info_out->backend = s.backend;
+  info_out->backend = s.backend == MTAN_BACKEND_XNNPACK ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+  uint32_t isas = 0;
+  const FcS8Isa* native = CpuInt8FcKernels(&isas);  // the native kernels today
+  info_out->kernel = s.backend == MTAN_BACKEND_XNNPACK ? "xnnpack"
+                     : s.backend == kBackendNative && isas > 0 ? native[0].name
+                                                               : "reference";
   info_out->in_channels = s.in_channels;
   info_out->out_channels = s.out_channels;
   info_out->macs_per_row = s.code == fb::OpCode::FULLY_CONNECTED

@@ -88,7 +88,7 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
   float* golden = static_cast<float*>(
       c.Take(sizeof(float) * static_cast<uint64_t>(golden_rows) * v.output_floats_all));
   if (c.OverLimit()) return ArenaLimitError(c.used, max_batch, "activations and golden rows");
-  PrepareContext common{m, nullptr, load, false, max_batch, acts, &c.used, arena};
+  PrepareContext common{m, nullptr, load, false, false, max_batch, acts, &c.used, arena};
   auto act = [&](int32_t t) { return static_cast<uint8_t*>(common.Activation(t)); };
 
   bool any_xnn = false;
@@ -118,12 +118,17 @@ mtan_status Prepare(const ModelView& v, uint32_t max_batch, mtan_backend backend
     // XNNPACK computes its own requantization scales and lookup tables: an
     // operator carves the reference kernel's only when that kernel runs it.
     const OpRegistration& reg = *FindOp(st.code);  // verified
-    const bool xnn = backend == MTAN_BACKEND_XNNPACK && XnnpackHandles(st);
+    const bool native = backend == MTAN_BACKEND_DEFAULT && reg.native_handles != nullptr &&
+                        reg.native_handles(st);
+    const bool xnn = !native && backend != MTAN_BACKEND_REFERENCE && XnnpackAvailable() &&
+                     XnnpackHandles(st);
     if (reg.prepare != nullptr) {
-      PrepareContext pc{m, fop, load, xnn, max_batch, acts, &c.used, arena};
+      PrepareContext pc{m, fop, load, xnn, native, max_batch, acts, &c.used, arena};
       reg.prepare(pc, &st);
     }
-    st.backend = xnn ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+    st.backend = xnn      ? uint8_t{MTAN_BACKEND_XNNPACK}
+                 : native ? kBackendNative
+                          : uint8_t{MTAN_BACKEND_REFERENCE};
     any_xnn |= st.backend == MTAN_BACKEND_XNNPACK;
     if (load) ops[o] = st;
     else if (st.backend == MTAN_BACKEND_XNNPACK) {
@@ -200,8 +205,8 @@ mtan_status ResolveOptions(const ModelView& v, const mtan_options* options, uint
     return SetError(MTAN_ERROR_LIMIT, "activations of %u bytes per row x %u rows are too large",
                     v.fb->activation_bytes_per_row(), *max_batch);
   switch (opt.backend) {
-    case MTAN_BACKEND_DEFAULT:
-      *backend = XnnpackAvailable() ? MTAN_BACKEND_XNNPACK : MTAN_BACKEND_REFERENCE;
+    case MTAN_BACKEND_DEFAULT:  // XNNPACK where built with it, and native kernels
+      *backend = MTAN_BACKEND_DEFAULT;
       break;
     case MTAN_BACKEND_XNNPACK:
       if (!XnnpackAvailable())

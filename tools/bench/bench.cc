@@ -205,7 +205,8 @@ bool LoadBatch(const Config& c, const Primary& p, uint32_t batch, BatchInstances
                std::string* error) {
   bool has_ref_backend = false;
   for (const std::string& name : c.backends) {
-    const mtan_backend be = name == "reference" ? MTAN_BACKEND_REFERENCE : MTAN_BACKEND_XNNPACK;
+    mtan_backend be = MTAN_BACKEND_DEFAULT;
+    host::BackendFromName(name, &be);  // checked by ParseFlags
     has_ref_backend |= be == MTAN_BACKEND_REFERENCE;
     b->prim.push_back(std::make_unique<Instance>());
     if (!b->prim.back()->Load(*p.model, batch, be, c.load_runs, error)) return false;
@@ -295,7 +296,7 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     const ModelFile& f = inst.file();
     const int32_t k = task_of(f);
     auto e = std::make_unique<Engine>();
-    e->row = BaseRow(f.name, f.bytes.size(), f.int8, role, BackendName(inst.backend()), task.label,
+    e->row = BaseRow(f.name, f.bytes.size(), f.int8, role, host::BackendName(inst.backend()), task.label,
                      batch, threads);
     e->row.load_us = inst.load_us();
     e->row.load_warm_us = inst.load_warm_us();
@@ -368,7 +369,7 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
   if (c.overhead || c.profile) {
     for (size_t i = 0; i < engines.size(); ++i) {
       const Instance* inst = engine_inst[i];
-      if (inst == nullptr || inst->backend() != MTAN_BACKEND_XNNPACK) continue;
+      if (inst == nullptr || inst->backend() == MTAN_BACKEND_REFERENCE) continue;
       OpTimes t;
       OpProfile prof;
       prof.label = inst->file().name + ", task " + task.label + ", batch " + std::to_string(batch) +
@@ -417,7 +418,7 @@ bool MeasureConfiguration(const Config& c, const BatchInstances& b, const ModelF
     if (r.role == "model") {
       const double f = p50_of("float32", r.backend);
       if (f > 0) r.speedup_vs_float32 = f / r.p50_us;
-      if (r.backend == "xnnpack") {
+      if (r.backend != "reference") {
         double rf = p50_of("reference", "reference");
         if (rf == 0) rf = p50_of("model", "reference");
         if (rf > 0) r.speedup_vs_reference = rf / r.p50_us;

@@ -89,7 +89,7 @@ struct Row {
 // One operator of a plan, timed alone (--profile).
 struct OpTime {
   uint32_t index = 0;
-  std::string op, name, dtype, backend;  // backend: xnnpack or own (the runtime's kernel)
+  std::string op, name, dtype, kernel;  // xnnpack, avx512vnni, avxvnni, or own (scalar)
   uint32_t in_channels = 0, out_channels = 0;
   double us = 0;
 };

@@ -8,6 +8,7 @@
 
 #include "bench.h"
 #include "mtan/mtan.h"
+#include "runtime_model.h"
 
 namespace mtan::bench {
 namespace {
@@ -49,7 +50,7 @@ ParseResult ParseFlags(int argc, const char* const* argv, Config* c, std::string
       "Comma lists sweep, e.g. --batch 1,16,256 --threads 1,2 --task each,all.",
       "mtan-bench"};
   app.option_defaults()->always_capture_default();
-  std::string tasks = "all", batches = "1", threads = "1", backends = "xnnpack", compare = "all";
+  std::string tasks = "all", batches = "1", threads = "1", backends = "default", compare = "all";
   app.add_option("-m,--model", c->models, "A .mtan model to measure (repeatable)")
       ->check(CLI::ExistingFile)
       ->take_all();
@@ -67,7 +68,9 @@ ParseResult ParseFlags(int argc, const char* const* argv, Config* c, std::string
   app.add_option("-b,--batch", batches, "Rows per run; a comma list sweeps");
   app.add_option("--threads", threads,
                  "Threads per run (1 = the calling thread alone; >1 = a pthreadpool); a comma list");
-  app.add_option("--backend", backends, "Runtime kernels: xnnpack, reference; a comma list");
+  app.add_option("--backend", backends,
+                 "Runtime kernels: default (XNNPACK, and VNNI int8 kernels where the CPU has "
+                 "them), xnnpack (XNNPACK's only), reference; a comma list");
   app.add_option("--compare", compare,
                  "Peers measured beside each --model: float32, reference, libtorch, overhead "
                  "(operators timed alone); 'all' or 'none'; a comma list");
@@ -135,8 +138,9 @@ ParseResult ParseFlags(int argc, const char* const* argv, Config* c, std::string
   }
   c->backends = SplitComma(backends);
   for (const std::string& b : c->backends) {
-    if (b != "xnnpack" && b != "reference") {
-      *message = "--backend: '" + b + "' is not a backend (give xnnpack or reference)";
+    mtan_backend unused;
+    if (!host::BackendFromName(b, &unused)) {
+      *message = "--backend: '" + b + "' is not a backend (give default, xnnpack or reference)";
       return ParseResult::kError;
     }
   }

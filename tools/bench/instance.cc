@@ -91,9 +91,6 @@ uint32_t OutputFloats(const ModelFile& m, int32_t task) {
   return n;
 }
 
-const char* BackendName(mtan_backend b) {
-  return b == MTAN_BACKEND_REFERENCE ? "reference" : "xnnpack";
-}
 
 bool Instance::Load(const ModelFile& file, uint32_t max_batch, mtan_backend backend, int load_runs,
           std::string* error) {

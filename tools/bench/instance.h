@@ -54,7 +54,6 @@ std::vector<uint32_t> PlanOf(const fb::Model& m, int32_t task);
 double FcMopPerRow(const fb::Model& m, const std::vector<uint32_t>& plan);
 // Floats per row a run of `task` returns.
 uint32_t OutputFloats(const ModelFile& m, int32_t task);
-const char* BackendName(mtan_backend b);
 
 // One model loaded on one backend for one maximum batch, with its cold load
 // time and its memory.

@@ -83,7 +83,12 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       *error = host::RuntimeError(s);
       return false;
     }
-    if (op.backend == MTAN_BACKEND_XNNPACK) {
+    // XNNPACK's operators and the runtime's VNNI fully-connected kernels
+    // (mtan_operator_info.kernel) are the optimized kernels; the rest is the
+    // runtime's own scalar code.
+    const std::string kernel = op.kernel;
+    const bool optimized = kernel != "reference";
+    if (optimized) {
       t->xnn_us += us;
       if (op.macs_per_row > 0) {
         t->fc_us += us;
@@ -98,7 +103,7 @@ bool MeasureOps(const Instance& inst, const float* rows, uint32_t batch, int32_t
       ot.op = op.opcode;
       ot.name = op.output;
       ot.dtype = op.dtype == MTAN_DTYPE_INT8 ? "int8" : "float32";
-      ot.backend = op.backend == MTAN_BACKEND_XNNPACK ? "xnnpack" : "own";
+      ot.kernel = optimized ? kernel : "own";
       ot.in_channels = op.in_channels;
       ot.out_channels = op.out_channels;
       ot.us = us;

@@ -14,11 +14,11 @@
 namespace mtan::bench {
 
 struct OpTimes {
-  double xnn_us = 0;     // XNNPACK operators, each alone
+  double xnn_us = 0;     // optimized kernels (XNNPACK's, the VNNI FC), each alone
   double own_us = 0;     // the runtime's own kernels (QUANTIZE, ATTENTION_POOL, ...), each alone
   double sequence_us = 0;  // the plan's operators called back to back, without mtan_run
   double plan_us = 0;      // mtan_run of the plan, timed between the operators
-  double fc_us = 0;      // XNNPACK fully-connected operators alone
+  double fc_us = 0;      // fully-connected operators on optimized kernels, alone
   double fc_mop = 0;     // their million ops per run
 };
 

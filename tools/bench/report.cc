@@ -191,12 +191,12 @@ void WriteProfiles(const std::vector<OpProfile>& profiles, std::ostream& out) {
     std::vector<std::vector<std::string>> body;
     double xnn = 0, own = 0;
     for (const OpTime& o : p.ops) {
-      (o.backend == "xnnpack" ? xnn : own) += o.us;
-      body.push_back({std::to_string(o.index), o.op, o.name, o.dtype, o.backend,
+      (o.kernel == "own" ? own : xnn) += o.us;
+      body.push_back({std::to_string(o.index), o.op, o.name, o.dtype, o.kernel,
                       std::to_string(o.in_channels) + "→" + std::to_string(o.out_channels),
                       fmt::format("{:.3f}", o.us)});
     }
-    body.push_back({"", "sum", "", "", "xnnpack", "", fmt::format("{:.3f}", xnn)});
+    body.push_back({"", "sum", "", "", "optimized", "", fmt::format("{:.3f}", xnn)});
     body.push_back({"", "sum", "", "", "own", "", fmt::format("{:.3f}", own)});
     Table(out, {"#", "op", "output", "dtype", "kernel", "channels", "µs"}, body, 5);
   }

@@ -80,16 +80,19 @@ bool Run(const std::string& model_path, const std::string& data_path, const std:
 int main(int argc, char** argv) {
   CLI::App app{"mtan-eval: evaluate a .mtan model (float or int8) on a labelled CSV through the "
                "runtime"};
-  std::string model, data, spec, task = "all", json, backend = "xnnpack";
+  std::string model, data, spec, task = "all", json, backend = "default";
   uint32_t max_batch = 0;
   app.add_option("--model", model, "Model file (.mtan)")->required();
   app.add_option("--data", data, "Labelled CSV with a header row")->required();
   app.add_option("--spec", spec, "Task spec JSON (features and tasks)")->required();
   app.add_option("--task", task, "One task's name, or all")->capture_default_str();
   app.add_option("--json", json, "Write the metrics as JSON, one object per task");
-  app.add_option("--backend", backend, "xnnpack or reference")
+  app.add_option("--backend", backend,
+                 "default (XNNPACK, and VNNI int8 kernels where the CPU has them), xnnpack "
+                 "(XNNPACK's kernels only) or reference")
       ->capture_default_str()
-      ->check(CLI::IsMember({"xnnpack", "reference"}));
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(host::kBackendNames),
+                                                     std::end(host::kBackendNames))));
   app.add_option("--max-batch", max_batch, "Rows per mtan_run (default: the model's)")
       ->check(CLI::Range(1u, static_cast<uint32_t>(MTAN_MAX_BATCH)));
   CLI11_PARSE(app, argc, argv);
@@ -97,7 +100,12 @@ int main(int argc, char** argv) {
   bool ok = false;
   try {
     ok = Run(model, data, spec, task, json,
-             backend == "reference" ? MTAN_BACKEND_REFERENCE : MTAN_BACKEND_XNNPACK, max_batch, &error);
+             [&] {
+               mtan_backend b = MTAN_BACKEND_DEFAULT;
+               host::BackendFromName(backend, &b);  // checked by CLI11
+               return b;
+             }(),
+             max_batch, &error);
   } catch (const std::exception& e) {
     error = e.what();
   }

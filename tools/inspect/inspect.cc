@@ -177,6 +177,7 @@ bool Describe(const std::string& name, const std::vector<uint8_t>& file, Json* o
   if (m.max_batch > 1) batches.push_back(m.max_batch);
   for (uint32_t b : batches) {
     arena.push_back({{"batch", b},
+                     {"default", ArenaBytes(bytes, b, MTAN_BACKEND_DEFAULT)},
                      {"xnnpack", ArenaBytes(bytes, b, MTAN_BACKEND_XNNPACK)},
                      {"reference", ArenaBytes(bytes, b, MTAN_BACKEND_REFERENCE)}});
   }
@@ -287,8 +288,9 @@ void WriteText(const Json& d, std::ostream& out, bool summary) {
   out << "\narena bytes (mtan_arena_size on this host):\n";
   for (const Json& a : d["arena"]) {
     auto cell = [](const Json& v) { return v.is_null() ? std::string("unavailable") : std::to_string(v.get<uint64_t>()); };
-    out << fmt::format("  batch {:<6} xnnpack {:<12} reference {}\n", a["batch"].get<uint32_t>(),
-                       cell(a["xnnpack"]), cell(a["reference"]));
+    out << fmt::format("  batch {:<6} default {:<12} xnnpack {:<12} reference {}\n",
+                       a["batch"].get<uint32_t>(), cell(a["default"]), cell(a["xnnpack"]),
+                       cell(a["reference"]));
   }
   out << "  stored max batch " << d["max_batch"].get<uint32_t>() << "; the writer measured "
       << d["arena_bytes_recorded"].get<uint64_t>() << " bytes on its host\n";

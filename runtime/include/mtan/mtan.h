@@ -126,8 +126,12 @@ typedef enum mtan_status {
 } mtan_status;
 
 typedef enum mtan_backend {
-  MTAN_BACKEND_DEFAULT = 0,   /* XNNPACK where built with it, else reference */
-  MTAN_BACKEND_XNNPACK = 1,
+  MTAN_BACKEND_DEFAULT = 0,   /* the fastest: XNNPACK where built with it,
+                                 and on x86 cores with AVX512-VNNI or AVX-VNNI
+                                 the runtime's own int8 fully-connected
+                                 kernels (bit-identical to the reference);
+                                 else reference */
+  MTAN_BACKEND_XNNPACK = 1,   /* XNNPACK's kernels wherever it has them */
   MTAN_BACKEND_REFERENCE = 2  /* portable scalar kernels */
 } mtan_backend;
 

@@ -31,6 +31,9 @@ typedef struct mtan_operator_info {
   uint32_t dtype;          /* what it computes in: MTAN_DTYPE_FLOAT32 or MTAN_DTYPE_INT8 */
   uint32_t backend;        /* MTAN_BACKEND_XNNPACK, or MTAN_BACKEND_REFERENCE for
                               the runtime's own kernels */
+  const char* kernel;      /* what runs it: "xnnpack", "reference", or an own
+                              optimized kernel ("avx512vnni", "avxvnni");
+                              static storage */
   uint32_t in_channels;    /* per row, of its first input */
   uint32_t out_channels;   /* per row, of its output */
   uint64_t macs_per_row;   /* multiply-accumulates per row (FULLY_CONNECTED), else 0 */

@@ -66,6 +66,6 @@ int XnnSetup(const OpState& op, void* x, uint32_t batch, void* pool) {
 
 extern const OpRegistration kAddOp = {
     fb::OpCode::ADD, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, VerifyBinaryElementwise,
-    FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, nullptr)};
+    FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval, nullptr, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, nullptr)};
 
 }  // namespace mtan

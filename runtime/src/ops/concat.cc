@@ -91,6 +91,6 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float*, const fb::Mode
 
 extern const OpRegistration kConcatOp = {
     fb::OpCode::CONCAT, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/false, /*reads_ids=*/false, Verify, FloatBound,
-    MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
+    MTAN_ERROR_BUFFER, Prepare, Eval, nullptr, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan

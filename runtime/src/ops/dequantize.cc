@@ -33,6 +33,6 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float*, const fb::Mode
 
 extern const OpRegistration kDequantizeOp = {
     fb::OpCode::DEQUANTIZE, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, Verify, FloatBound,
-    MTAN_ERROR_QUANTIZATION, nullptr, Eval, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
+    MTAN_ERROR_QUANTIZATION, nullptr, Eval, nullptr, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan

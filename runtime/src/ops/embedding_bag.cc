@@ -117,7 +117,7 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float*, const fb::Mode
 
 extern const OpRegistration kEmbeddingBagOp = {
     fb::OpCode::EMBEDDING_BAG, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/false,
-    /*reads_ids=*/true, Verify, FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval,
+    /*reads_ids=*/true, Verify, FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, nullptr,
     MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "internal.h"
+#include "ops/fully_connected_s8_x86.h"
 #include "ops/kernel_util.h"
 #include "ops/params.h"
 #if MTAN_HAS_XNNPACK
@@ -61,14 +62,37 @@ void Prepare(PrepareContext& c, OpState* st) {
   p.bias = c.m->buffers()->Get(b->buffer())->data()->data();
   p.weight_scales = st->int8 ? w->quantization()->scale()->data() : nullptr;
   p.requant = nullptr;
+  p.packed = nullptr;
+  p.kernel = nullptr;
   // XNNPACK computes its own requantization scales.
-  if (st->int8 && !c.xnnpack) {
-    float* r = static_cast<float*>(c.Carve(sizeof(float) * static_cast<uint64_t>(st->out_channels)));
-    if (c.load)
-      for (uint32_t k = 0; k < st->out_channels; ++k)
-        r[k] = st->scale_in0 * p.weight_scales[k] / st->scale_out;
-    p.requant = r;
-  }
+  if (!st->int8 || c.xnnpack) return;
+  const uint32_t in = st->in_channels, out = st->out_channels;
+  // The VNNI kernels read whole blocks of 16 channels: zeros pad the scales.
+  const uint32_t scales = c.native ? PaddedChannels(out) : out;
+  float* r = static_cast<float*>(c.Carve(sizeof(float) * static_cast<uint64_t>(scales)));
+  if (c.load)
+    for (uint32_t k = 0; k < scales; ++k)
+      r[k] = k < out ? st->scale_in0 * p.weight_scales[k] / st->scale_out : 0.0f;
+  p.requant = r;
+  if (!c.native) return;
+  FcS8Packed* k = static_cast<FcS8Packed*>(c.Carve(sizeof(FcS8Packed)));
+  uint8_t* packed = static_cast<uint8_t*>(c.Carve(PackedWeightBytes(in, out)));
+  int32_t* bias = static_cast<int32_t*>(c.Carve(sizeof(int32_t) * uint64_t{scales}));
+  uint8_t* scratch = static_cast<uint8_t*>(c.Carve(uint64_t{kFcS8TileRows} * PaddedInputs(in)));
+  if (!c.load) return;
+  PackFcS8(static_cast<const int8_t*>(p.weights), static_cast<const int32_t*>(p.bias), in, out,
+           st->zp_in0, packed, bias);
+  *k = FcS8Packed{packed, bias, r, scratch, in, out};
+  uint32_t isas = 0;
+  p.kernel = CpuInt8FcKernels(&isas)[0].run;  // native_handles: isas > 0
+  p.packed = k;
+}
+
+// The int8 instances on a core with VNNI.
+bool NativeHandles(const OpState& op) {
+  uint32_t isas = 0;
+  CpuInt8FcKernels(&isas);
+  return op.int8 && isas > 0;
 }
 
 void EvalS8(const OpState& op, uint32_t batch) {
@@ -110,7 +134,12 @@ void EvalF32(const OpState& op, uint32_t batch) {
 }
 
 mtan_status Eval(const OpState& op, uint32_t batch, const float*, const fb::Model*) {
-  op.int8 ? EvalS8(op, batch) : EvalF32(op, batch);
+  const FullyConnectedParams& p = Params<FullyConnectedParams>(op);
+  if (p.kernel != nullptr)
+    p.kernel(*p.packed, static_cast<const int8_t*>(op.in0), static_cast<int8_t*>(op.out), batch,
+             op.zp_out, op.relu ? op.zp_out : -128);
+  else
+    op.int8 ? EvalS8(op, batch) : EvalF32(op, batch);
   return MTAN_OK;
 }
 
@@ -156,6 +185,6 @@ bool XnnUsesPool(const OpState& op) { return op.int8; }
 
 extern const OpRegistration kFullyConnectedOp = {
     fb::OpCode::FULLY_CONNECTED, /*reads_model_input=*/false, /*fuses_relu=*/true, /*any_rank=*/false, /*reads_ids=*/false, Verify,
-    FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, XnnUsesPool)};
+    FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, NativeHandles, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, XnnUsesPool)};
 
 }  // namespace mtan

@@ -96,6 +96,6 @@ int XnnSetup(const OpState& op, void* x, uint32_t batch, void* pool) {
 
 extern const OpRegistration kLogisticOp = {
     fb::OpCode::LOGISTIC, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, VerifyLookupOp,
-    FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, nullptr)};
+    FloatBound, MTAN_ERROR_BUFFER, Prepare, Eval, nullptr, MTAN_XNNPACK_OP(XnnHandles, XnnCreate, XnnSetup, nullptr)};
 
 }  // namespace mtan

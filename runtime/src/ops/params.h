@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/fully_connected_s8_x86.h"
 #include "ops/registry.h"
 
 namespace mtan {
@@ -17,6 +18,10 @@ struct FullyConnectedParams {
   const void* bias;
   const float* weight_scales;  // int8: per output channel, in the model bytes
   const float* requant;        // int8, reference kernel: s_x * s_w[o] / s_y
+  // int8 on the default backend of a VNNI core (fully_connected_s8_x86.h):
+  // the packed weights and the kernel; null otherwise.
+  const FcS8Packed* packed;
+  FcS8Kernel kernel;
 };
 
 // LOGISTIC and TANH int8 on the reference kernel: a 256-entry table.

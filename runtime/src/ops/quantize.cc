@@ -93,6 +93,6 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float* rows, const fb:
 
 extern const OpRegistration kQuantizeOp = {
     fb::OpCode::QUANTIZE, /*reads_model_input=*/true, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false, Verify, FloatBound,
-    MTAN_ERROR_BUFFER, Prepare, Eval, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
+    MTAN_ERROR_BUFFER, Prepare, Eval, nullptr, MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan

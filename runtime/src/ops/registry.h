@@ -20,6 +20,10 @@
 //               backend_xnnpack.cc) and setup for a batch.
 // Adding an operator: its enum value in schema/mtan.fbs, one file here, one
 // line in registry.cc, one quantize rule in host/quantize.cc.
+//
+// Backends: MTAN_BACKEND_REFERENCE runs every eval's portable kernel;
+// MTAN_BACKEND_XNNPACK runs XNNPACK where xnn_handles says so; the default
+// backend is XNNPACK's, except where native_handles takes an instance.
 #pragma once
 
 #include <stddef.h>
@@ -39,12 +43,16 @@ namespace mtan {
 // mtan-convert writes, which record the measured arena size, did not change.
 constexpr size_t kOpParamsBytes = sizeof(void*) == 8 ? 72 : 32;
 
+// OpState.backend of an operator on the runtime's own optimized kernel
+// (native_handles below); it runs through eval, as the reference kernels.
+constexpr uint8_t kBackendNative = 3;
+
 // Everything one operator needs at run time, decided at load.
 struct OpState {
   fb::OpCode code;
   bool relu;
   bool int8;
-  uint8_t backend;       // MTAN_BACKEND_REFERENCE or MTAN_BACKEND_XNNPACK
+  uint8_t backend;       // MTAN_BACKEND_REFERENCE, MTAN_BACKEND_XNNPACK or kBackendNative
   uint32_t in_channels;  // per-row elements of the (first) input
   uint32_t out_channels;
   const void* in0;       // activations in the arena (QUANTIZE of the model
@@ -115,6 +123,7 @@ struct PrepareContext {
   const fb::Operator* op;
   bool load;     // false: sizing, Carve returns null and only counts
   bool xnnpack;  // the XNNPACK backend runs this operator (its own tables)
+  bool native;   // eval runs it on the runtime's own optimized kernel
   uint32_t max_batch;
   uint8_t* activations;  // load: the activation region
   uint64_t* carved;      // the carver's running total
@@ -151,6 +160,11 @@ struct OpRegistration {
   void (*prepare)(PrepareContext& ctx, OpState* op);
   mtan_status (*eval)(const OpState& op, uint32_t batch, const float* rows,
                       const fb::Model* model);
+  // Optional (null: no): whether the runtime's own optimized kernel takes
+  // this instance on the default backend, ahead of XNNPACK (the int8
+  // fully-connected VNNI kernels). It then runs through eval, and prepare
+  // sees ctx.native.
+  bool (*native_handles)(const OpState& op);
   // Optional; null when XNNPACK has no such operator (or the build has no
   // XNNPACK). Return xnn_status values.
   bool (*xnn_handles)(const OpState& op);

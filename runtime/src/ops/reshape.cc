@@ -40,7 +40,7 @@ mtan_status Eval(const OpState& op, uint32_t batch, const float*, const fb::Mode
 
 extern const OpRegistration kReshapeOp = {
     fb::OpCode::RESHAPE, /*reads_model_input=*/false, /*fuses_relu=*/false, /*any_rank=*/true, /*reads_ids=*/false,
-    Verify, FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval,
+    Verify, FloatBound, MTAN_ERROR_BUFFER, nullptr, Eval, nullptr,
     MTAN_XNNPACK_OP(nullptr, nullptr, nullptr, nullptr)};
 
 }  // namespace mtan
