@@ -62,15 +62,16 @@ TEST_SUITE("flags") {
     CHECK(d.config.threads == std::vector<uint32_t>{1});
     CHECK(d.config.tasks == std::vector<std::string>{"all"});
     CHECK(d.config.output == "md");
+    CHECK(d.config.backends == std::vector<std::string>{"default"});
 
     const Parsed c = Parse({"--synthetic", "--compare", "float32,overhead", "--backend",
-                            "xnnpack,reference"});
+                            "default,xnnpack,reference"});
     REQUIRE(c.result == ParseResult::kRun);
     CHECK(c.config.compare_float);
     CHECK(c.config.overhead);
     CHECK_FALSE(c.config.compare_reference);
     CHECK_FALSE(c.config.compare_torch);
-    CHECK(c.config.backends == std::vector<std::string>{"xnnpack", "reference"});
+    CHECK(c.config.backends == std::vector<std::string>{"default", "xnnpack", "reference"});
   }
 
   TEST_CASE("batch 0 and other bad batches") {
@@ -87,7 +88,7 @@ TEST_SUITE("flags") {
   TEST_CASE("bad threads, outputs, backends, peers, counts") {
     CheckRejected({"--synthetic", "--threads", "0"}, {"--threads", "'0'"});
     CheckRejected({"--synthetic", "--output", "xml"}, {"--output", "xml"});
-    CheckRejected({"--synthetic", "--backend", "gpu"}, {"--backend", "'gpu'", "xnnpack"});
+    CheckRejected({"--synthetic", "--backend", "gpu"}, {"--backend", "'gpu'", "default", "xnnpack"});
     CheckRejected({"--synthetic", "--compare", "tflite"}, {"--compare", "'tflite'", "libtorch"});
     CheckRejected({"--synthetic", "--runs", "0"}, {"--runs"});
     CheckRejected({"--synthetic", "--warmup", "-3"}, {"--warmup"});

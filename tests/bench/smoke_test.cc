@@ -54,7 +54,7 @@ std::vector<std::string> CsvFields(const std::string& line) {
 }
 
 const std::vector<std::string> kKeys = {
-    "commit", "compiler", "build_type", "cpu", "onnxruntime", "model", "model_bytes", "role", "dtype", "backend",
+    "commit", "compiler", "build_type", "cpu", "onnxruntime", "int8_peak_isa", "int8_peak_gops", "model", "model_bytes", "role", "dtype", "backend",
     "task", "batch", "threads", "load_us", "load_warm_us", "load_runs", "arena_required_bytes", "arena_used_bytes",
     "packed_bytes", "activation_bytes", "largest_activation_bytes", "weight_bytes",
     "memory_budget_bytes", "runs", "p50_us", "p90_us", "p99_us", "mean_us", "stddev_us",
@@ -95,7 +95,11 @@ TEST_SUITE("smoke") {
       roles.insert(row["role"].get<std::string>());
       CHECK(row["runs"].get<uint64_t>() >= 1);
       CHECK(row["batch"].get<uint32_t>() >= 1);
+      // The core's int8 peak, where it has VNNI (none under qemu).
+      CHECK((row["int8_peak_gops"].get<double>() > 0) ==
+            !row["int8_peak_isa"].get<std::string>().empty());
       if (row["role"] == "model") {
+        CHECK(row["backend"] == "default");
         CHECK(row["dtype"] == "int8");
         CHECK(row["arena_required_bytes"].is_number());
         CHECK(row["arena_used_bytes"] == row["arena_required_bytes"]);

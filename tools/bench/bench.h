@@ -102,6 +102,8 @@ void WriteProfiles(const std::vector<OpProfile>& profiles, std::ostream& out);
 struct BuildInfo {
   std::string commit, compiler, build_type, cpu, torch;
   std::string onnxruntime;  // its version and session settings, when --onnx ran
+  std::string int8_peak_isa;  // MeasureInt8Peak (int8_peak.h): empty without VNNI
+  double int8_peak_gops = 0;
 };
 BuildInfo GetBuildInfo();
 

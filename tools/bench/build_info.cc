@@ -5,6 +5,7 @@
 #include <string>
 
 #include "bench.h"
+#include "int8_peak.h"
 #include "torch_peer.h"
 
 #ifndef MTAN_BENCH_COMMIT
@@ -75,6 +76,9 @@ BuildInfo GetBuildInfo() {
   b.build_type = MTAN_BENCH_BUILD_TYPE;
   b.cpu = ReadCpuName();
   b.torch = TorchPeerDescription();
+  const Int8Peak peak = MeasureInt8Peak();
+  b.int8_peak_isa = peak.isa;
+  b.int8_peak_gops = peak.gops;
   return b;
 }
 

@@ -29,6 +29,8 @@ Fields RowFields(const Row& r, const BuildInfo& b) {
       {"build_type", b.build_type},
       {"cpu", b.cpu},
       {"onnxruntime", b.onnxruntime},
+      {"int8_peak_isa", b.int8_peak_isa},
+      {"int8_peak_gops", b.int8_peak_gops},
       {"model", r.model},
       {"model_bytes", r.model_bytes},
       {"role", r.role},
@@ -179,6 +181,10 @@ void WriteMarkdown(const std::vector<Row>& rows, const BuildInfo& b, std::ostrea
   out << "\n";
   for (const std::string& c : checks) out << c << "\n";
   for (const std::string& k : kernels) out << k << "\n";
+  if (!b.int8_peak_isa.empty())
+    out << fmt::format("int8 peak of this core: {:.0f} GOP/s ({} vpdpbusd, independent chains, "
+                       "1 thread); FC GOP/s alone over it is the FC layers' share of peak\n",
+                       b.int8_peak_gops, b.int8_peak_isa);
   out << "build: commit " << b.commit << ", " << b.compiler << " (" << b.build_type << "), cpu "
       << b.cpu << "; " << b.torch << (b.onnxruntime.empty() ? "" : "; " + b.onnxruntime) << "\n";
 }
