@@ -1,4 +1,6 @@
-// Every operator of the runtime, on the reference backend and on XNNPACK,
+// Every operator of the runtime, on the reference backend, on XNNPACK and on
+// the default backend (the VNNI int8 fully-connected kernels where the CPU
+// has them),
 // against its definition (oracle.h): each operator of a model is recomputed
 // from the input tensors the run left behind (models written without memory
 // reuse keep them all) and the weights and quantization in the file, and
@@ -352,7 +354,7 @@ std::map<fb::OpCode, Tally> CheckModel(const std::vector<uint8_t>& file,
                                        mtan_backend backend,
                                        const std::vector<uint8_t>& tensor_input = {}) {
   const std::map<fb::OpCode, int> tie_lsb =
-      backend == MTAN_BACKEND_XNNPACK ? kXnnpackTieLsb : std::map<fb::OpCode, int>{};
+      backend != MTAN_BACKEND_REFERENCE ? kXnnpackTieLsb : std::map<fb::OpCode, int>{};
   test::Loaded rt(file, n, backend);
   REQUIRE_MESSAGE(rt.status == MTAN_OK, mtan_last_error());
   std::vector<float> out;
@@ -362,7 +364,7 @@ std::map<fb::OpCode, Tally> CheckModel(const std::vector<uint8_t>& file,
   const host::ModelBytes bytes(file);
   auto tally = Walk(bytes, rt.model, rows.data(), n).CheckAll(tie_lsb);
   for (const auto& [code, t] : tally)
-    MESSAGE((backend == MTAN_BACKEND_REFERENCE ? "reference " : "xnnpack   ")
+    MESSAGE(std::string(host::BackendName(backend)) << " "
             << Name(code) << ": " << t.values << " values, " << t.exact_ties << " exact ties, "
             << t.near_ties << " near ties, " << t.saturated << " saturated; " << t.off
             << " off (" << t.off_at_ties << " at exact ties) by up to " << t.max_lsb
@@ -370,7 +372,10 @@ std::map<fb::OpCode, Tally> CheckModel(const std::vector<uint8_t>& file,
   return tally;
 }
 
-constexpr mtan_backend kBackends[] = {MTAN_BACKEND_REFERENCE, MTAN_BACKEND_XNNPACK};
+// The default backend is XNNPACK's but for the int8 fully-connected layers,
+// which run on the VNNI kernels where the CPU has them.
+constexpr mtan_backend kBackends[] = {MTAN_BACKEND_REFERENCE, MTAN_BACKEND_XNNPACK,
+                                      MTAN_BACKEND_DEFAULT};
 
 // Small graphs written directly in the schema's terms: the model input is
 // quantized by QUANTIZE (mean/std per feature), anything int8 that a task
