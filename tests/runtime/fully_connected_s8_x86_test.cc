@@ -134,8 +134,12 @@ TEST_CASE("the default backend runs int8 fully-connected layers on VNNI, with th
   test::Loaded def(file, 64, MTAN_BACKEND_DEFAULT);
   REQUIRE(ref.status == MTAN_OK);
   REQUIRE(def.status == MTAN_OK);
-  CHECK(ref.Run(rows, 64, MTAN_ALL_TASKS) == def.Run(rows, 64, MTAN_ALL_TASKS));
-  CHECK(ref.Run(rows, 1, 0) == def.Run(rows, 1, 0));
+  // Exactly the reference's outputs where the VNNI kernels run the layers
+  // (elsewhere the default backend is XNNPACK's, within 1 LSB: kernels_test).
+  if (count > 0) {
+    CHECK(ref.Run(rows, 64, MTAN_ALL_TASKS) == def.Run(rows, 64, MTAN_ALL_TASKS));
+    CHECK(ref.Run(rows, 1, 0) == def.Run(rows, 1, 0));
+  }
 
   // Every int8 fully-connected layer names its kernel; XNNPACK forced keeps
   // them off (the fallback a core without VNNI takes).
