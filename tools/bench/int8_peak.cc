@@ -9,6 +9,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -68,7 +69,9 @@ Int8Peak MeasureInt8Peak() {
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
     p.isa = "avx512vnni";
     block = Avx512Block;
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni")) {
+  } else if (unsigned a = 0, b = 0, c = 0, d = 0;
+             __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) &&
+             ((a >> 4) & 1u)) {  // AVX-VNNI: CPUID 7.1 EAX bit 4
     p.isa = "avxvnni";
     block = AvxBlock;
   }

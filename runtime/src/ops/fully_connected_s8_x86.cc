@@ -2,6 +2,10 @@
 // and the weight packing they share.
 #include "ops/fully_connected_s8_x86.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 namespace mtan {
 
 #if defined(__x86_64__) && MTAN_HAS_X86_VNNI
@@ -20,7 +24,11 @@ const FcS8Isa* CpuInt8FcKernels(uint32_t* count_out) {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  const bool avx = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+  // AVX-VNNI from CPUID leaf 7.1 EAX bit 4: clang 14 does not know
+  // __builtin_cpu_supports("avxvnni"); "avx2" implies the OS saves AVX state.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool avx = __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) &&
+                   ((a >> 4) & 1u);
   *count_out = static_cast<uint32_t>(avx512) + static_cast<uint32_t>(avx);
   return avx512 ? kIsas : kIsas + 1;
 }
